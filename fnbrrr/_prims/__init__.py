@@ -1,0 +1,6 @@
+"""The primitive families: each module defines its primitives with all of their rules.
+
+Importing this package registers every primitive in `fnbrrr.core.primitives`.
+"""
+
+from fnbrrr._prims import elementwise, indexing, linalg, reductions, shape  # noqa: F401

@@ -1,0 +1,117 @@
+"""fnbrrr.lax: one function per primitive, with JAX's `jax.lax` names and semantics.
+
+Operands of a binary function share one dtype and one shape (or one is 0-d); unlike
+fnbrrr.numpy, nothing is promoted or broadcast implicitly.
+"""
+
+from fnbrrr._prims.elementwise import (
+    abs,
+    add,
+    and_,
+    atan2,
+    ceil,
+    convert_element_type,
+    cos,
+    div,
+    eq,
+    erf,
+    exp,
+    expm1,
+    floor,
+    full,
+    ge,
+    gt,
+    integer_pow,
+    is_finite,
+    le,
+    log,
+    log1p,
+    logistic,
+    lt,
+    max,
+    min,
+    mul,
+    ne,
+    neg,
+    not_,
+    or_,
+    pow,
+    rem,
+    round,
+    rsqrt,
+    select_n,
+    sign,
+    sin,
+    sqrt,
+    square,
+    sub,
+    tan,
+    tanh,
+    xor,
+)
+from fnbrrr._prims.indexing import (
+    dynamic_slice,
+    dynamic_update_slice,
+    gather,
+    scatter,
+    scatter_add,
+    scatter_mul,
+)
+from fnbrrr._prims.linalg import dot, dot_general
+from fnbrrr._prims.reductions import (
+    argmax,
+    argmin,
+    reduce_and,
+    reduce_max,
+    reduce_min,
+    reduce_or,
+    reduce_prod,
+    reduce_sum,
+)
+from fnbrrr._prims.shape import (
+    broadcast,
+    broadcast_in_dim,
+    broadcasted_iota,
+    concatenate,
+    expand_dims,
+    iota,
+    pad,
+    reshape,
+    rev,
+    slice,
+    squeeze,
+    transpose,
+)
+from fnbrrr.core import get_aval as _get_aval
+
+
+def full_like(x, fill_value, dtype=None, shape=None):
+    """An array like `x` (or of `shape`) filled with `fill_value`."""
+    aval = _get_aval(x)
+    return full(aval.shape if shape is None else shape, fill_value,
+                aval.dtype if dtype is None else dtype)
+
+
+def select(pred, on_true, on_false):
+    """`on_true` where `pred` else `on_false` (JAX's older lax.select)."""
+    return select_n(pred, on_false, on_true)
+
+
+def clamp(min, x, max):  # noqa: A002
+    """Clip `x` into [min, max] (lax.clamp's argument order)."""
+    return _min(_max(x, min), max)
+
+
+_min, _max = min, max
+
+__all__ = [
+    "abs", "add", "and_", "argmax", "argmin", "atan2", "broadcast", "broadcast_in_dim",
+    "broadcasted_iota", "ceil", "clamp", "concatenate", "convert_element_type", "cos", "div",
+    "dot", "dot_general", "dynamic_slice", "dynamic_update_slice", "eq", "erf", "exp",
+    "expand_dims", "expm1", "floor", "full", "full_like", "gather", "ge", "gt", "integer_pow",
+    "iota", "is_finite", "le", "log", "log1p", "logistic", "lt", "max", "min", "mul", "ne", "neg",
+    "not_", "or_", "pad", "pow", "reduce_and", "reduce_max", "reduce_min", "reduce_or",
+    "reduce_prod", "reduce_sum", "rem", "reshape", "rev", "round", "rsqrt", "scatter",
+    "scatter_add", "scatter_mul", "select", "select_n", "sign", "sin", "slice", "sqrt", "square",
+    "squeeze", "sub", "tan", "tanh", "transpose", "xor",
+]

@@ -1,0 +1,12 @@
+"""`fnbrrr.tree`: short aliases of `fnbrrr.tree_util` (as `jax.tree`)."""
+
+from fnbrrr.tree_util import tree_all as all
+from fnbrrr.tree_util import tree_flatten as flatten
+from fnbrrr.tree_util import tree_leaves as leaves
+from fnbrrr.tree_util import tree_map as map
+from fnbrrr.tree_util import tree_reduce as reduce
+from fnbrrr.tree_util import tree_structure as structure
+from fnbrrr.tree_util import tree_transpose as transpose
+from fnbrrr.tree_util import tree_unflatten as unflatten
+
+__all__ = ["all", "flatten", "leaves", "map", "reduce", "structure", "transpose", "unflatten"]

@@ -1,8 +1,36 @@
-"""fnbrrr: deep learning that goes brrr — a functional, JAX-style array library from scratch."""
+"""fnbrrr: deep learning that goes brrr — a functional, JAX-style array library from scratch.
+
+`import fnbrrr as jax; import fnbrrr.numpy as jnp` runs code written for JAX's core API:
+`grad`, `vmap`, `jit` and friends compose over pure functions of arrays and pytrees.
+"""
 
 from fnbrrr import _prims  # noqa: F401  (registers every primitive)
-from fnbrrr import lax
+from fnbrrr import lax, numpy, tree, tree_util
+from fnbrrr.ad import (
+    checkpoint,
+    custom_jvp,
+    custom_vjp,
+    grad,
+    hessian,
+    jacfwd,
+    jacrev,
+    jvp,
+    linearize,
+    remat,
+    value_and_grad,
+    vjp,
+)
+from fnbrrr.api import make_jaxpr
+from fnbrrr.batching import vmap
 from fnbrrr.config import config
-from fnbrrr.core import Array
+from fnbrrr.core import Array, ConcretizationTypeError, UnexpectedTracerError
+from fnbrrr.jit import jit
 
-__all__ = ["Array", "config", "lax"]
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array", "ConcretizationTypeError", "UnexpectedTracerError", "checkpoint", "config",
+    "custom_jvp", "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jit", "jvp", "lax",
+    "linearize", "make_jaxpr", "numpy", "remat", "tree", "tree_util", "value_and_grad", "vjp",
+    "vmap",
+]

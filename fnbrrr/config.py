@@ -24,6 +24,8 @@ class Config:
     def __init__(self) -> None:
         self._values = dict(_DEFAULTS)
         self._listeners: list = []
+        # Flags are plain attributes: they are read on every jitted call.
+        self.__dict__.update(self._values)
 
     def update(self, name: str, value: Any) -> None:
         """Set flag `name` to `value`; unknown names raise `AttributeError` listing known ones."""
@@ -31,6 +33,7 @@ class Config:
             known = ", ".join(sorted(self._values))
             raise AttributeError(f"config.update: unknown flag {name!r}; known flags: {known}")
         self._values[name] = value
+        self.__dict__[name] = value
         for listener in self._listeners:
             listener(name, value)
 
@@ -39,10 +42,7 @@ class Config:
         self._listeners.append(listener)
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["_values"][name]
-        except KeyError:
-            raise AttributeError(f"config has no flag {name!r}") from None
+        raise AttributeError(f"config has no flag {name!r}; known flags: {sorted(_DEFAULTS)}")
 
 
 config = Config()

@@ -762,35 +762,43 @@ def _format_param(value) -> str:
     return repr(value)
 
 
-def pretty_print(jaxpr: Jaxpr) -> str:
-    """Render the IR in JAX's jaxpr style, one equation per line."""
-    names: dict[Var, str] = {}
-    fresh = _var_names()
+class VarNames:
+    """Names for the variables of one program (a, b, ..., z, aa, ...), given on first sight."""
 
-    def name(v) -> str:
+    def __init__(self):
+        self.names: dict[Var, str] = {}
+        self.fresh = _var_names()
+
+    def __call__(self, v) -> str:
         if type(v) is Literal:
             val = v.val.item() if hasattr(v.val, "item") else v.val
             return f"{val}:{v.aval.str_short()}"
-        if v not in names:
-            names[v] = next(fresh)
-        return names[v]
+        if v not in self.names:
+            self.names[v] = next(self.fresh)
+        return self.names[v]
 
-    def binder(v) -> str:
-        return f"{name(v)}:{v.aval.str_short()}"
+    def binder(self, v) -> str:
+        return f"{self(v)}:{v.aval.str_short()}"
 
-    consts = " ".join(binder(v) for v in jaxpr.constvars)
-    ins = " ".join(binder(v) for v in jaxpr.invars)
-    lines = []
-    for eqn in jaxpr.eqns:
-        lhs = " ".join(binder(v) for v in eqn.outvars)
+    def eqn(self, eqn: Eqn) -> str:
+        """One equation as the printer shows it: `c:f32[3] = mul a b`."""
+        lhs = " ".join(self.binder(v) for v in eqn.outvars)
         params = ""
         if eqn.params:
             params = "[" + " ".join(
                 f"{k}={_format_param(v)}" for k, v in sorted(eqn.params.items())
             ) + "]"
-        rhs = " ".join(name(a) for a in eqn.inputs)
-        lines.append(f"{lhs} = {eqn.primitive.name}{params} {rhs}".rstrip())
-    outs = ", ".join(name(v) for v in jaxpr.outvars)
+        rhs = " ".join(self(a) for a in eqn.inputs)
+        return f"{lhs} = {eqn.primitive.name}{params} {rhs}".rstrip()
+
+
+def pretty_print(jaxpr: Jaxpr, names: VarNames | None = None) -> str:
+    """Render the IR in JAX's jaxpr style, one equation per line."""
+    names = names or VarNames()
+    consts = " ".join(names.binder(v) for v in jaxpr.constvars)
+    ins = " ".join(names.binder(v) for v in jaxpr.invars)
+    lines = [names.eqn(eqn) for eqn in jaxpr.eqns]
+    outs = ", ".join(names(v) for v in jaxpr.outvars)
     head = f"{{ lambda {consts}; {ins}. let"
     if len(lines) <= 1 and "\n" not in "".join(lines):
         return f"{head} {''.join(lines)} in ({outs},) }}".replace("let  in", "let in")

@@ -85,6 +85,13 @@ from fnbrrr._prims.shape import (
 from fnbrrr.core import get_aval as _get_aval
 
 
+def stop_gradient(x):
+    """`x` with a zero derivative of every order (pytrees too); see fnbrrr.ad."""
+    from fnbrrr.ad import stop_gradient as _stop_gradient
+
+    return _stop_gradient(x)
+
+
 def full_like(x, fill_value, dtype=None, shape=None):
     """An array like `x` (or of `shape`) filled with `fill_value`."""
     aval = _get_aval(x)
@@ -113,5 +120,5 @@ __all__ = [
     "not_", "or_", "pad", "pow", "reduce_and", "reduce_max", "reduce_min", "reduce_or",
     "reduce_prod", "reduce_sum", "rem", "reshape", "rev", "round", "rsqrt", "scatter",
     "scatter_add", "scatter_mul", "select", "select_n", "sign", "sin", "slice", "sqrt", "square",
-    "squeeze", "sub", "tan", "tanh", "transpose", "xor",
+    "squeeze", "stop_gradient", "sub", "tan", "tanh", "transpose", "xor",
 ]

@@ -1,0 +1,344 @@
+"""Emitters for primitives that are kernels of their own: matmul through BLAS, gather/scatter,
+pad, concatenate, dynamic slices, argmax/argmin; plus scalar helpers the fused loops call.
+
+Each emitter returns the source lines of its kernel, written against preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fnbrrr.jit.blas import CBLAS_NO_TRANS, CBLAS_TRANS, blas_available
+from fnbrrr.jit.lowering import Kernel, literal, np_type
+
+# --- scalar helpers used inside fused loops --------------------------------------------------------
+
+
+@numba.njit(inline="always", cache=True)
+def _int_div(x, y):
+    """C-style integer division (truncates toward zero); 0 where y == 0, as lax.div."""
+    if y == 0:
+        return x - x
+    q = abs(x) // abs(y)
+    return q if (x < 0) == (y < 0) else -q
+
+
+@numba.njit(inline="always", cache=True)
+def _int_rem(x, y):
+    """C-style remainder (the sign of x); 0 where y == 0."""
+    if y == 0:
+        return x - x
+    return x - _int_div(x, y) * y
+
+
+class KernelContext:
+    """What an emitter may ask of the code generator: fresh names and BLAS access."""
+
+    def __init__(self, names, blas: set):
+        self.names = names
+        self.blas = blas
+
+    def fresh(self, prefix: str) -> str:
+        return self.names.fresh(prefix)
+
+    def use_blas(self, dtype_name: str) -> str:
+        self.blas.add(dtype_name)
+        return f"blas_{dtype_name}"
+
+
+def _loops(shape, prefix: str, ctx) -> tuple[list[str], list[str], int]:
+    """`for` headers over `shape`: (lines, index names, indentation depth)."""
+    names = [ctx.fresh(prefix) for _ in shape]
+    lines = [INDENT * d + f"for {n} in range({s}):" for d, (n, s) in enumerate(zip(names, shape))]
+    return lines, names, len(shape)
+
+
+INDENT = "    "
+
+
+def _at(name: str, index) -> str:
+    return f"{name}[{', '.join(index)}]" if index else f"{name}[()]"
+
+
+# --- dot_general -------------------------------------------------------------------------------
+
+
+def _prod(xs) -> int:
+    return int(np.prod(list(xs), dtype=np.int64))
+
+
+def _free(ndim, contract, batch):
+    return [d for d in range(ndim) if d not in contract and d not in batch]
+
+
+def _emit_dot_general(ctx, eqn, ins, outs):
+    lhs, rhs = eqn.inputs
+    out = eqn.outvars[0]
+    dtype = out.aval.dtype
+    if dtype.name in ("float32", "float64") and lhs.aval.dtype == dtype and blas_available(
+            dtype.name):
+        return _gemm_lines(ctx, eqn, ins, outs)
+    return _loop_dot_lines(ctx, eqn, ins, outs)
+
+
+def _operand_layout(name, aval, batch, free, contract, want_contract_last, ctx, lines):
+    """View an operand as (B, rows, cols) for BLAS; a transpose flag instead of a copy where
+    the memory order allows, else a contiguous copy."""
+    ndim = aval.ndim
+    first, second = (free, contract) if want_contract_last else (contract, free)
+    if tuple(batch) + tuple(first) + tuple(second) == tuple(range(ndim)):
+        return name, CBLAS_NO_TRANS
+    if tuple(batch) + tuple(second) + tuple(first) == tuple(range(ndim)):
+        return name, CBLAS_TRANS
+    perm = tuple(batch) + tuple(first) + tuple(second)
+    copy = ctx.fresh("c")
+    lines.append(f"{copy} = np.ascontiguousarray({name}.transpose({perm!r}))  # no BLAS layout")
+    return copy, CBLAS_NO_TRANS
+
+
+def _gemm_lines(ctx, eqn, ins, outs):
+    lhs, rhs = eqn.inputs
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lf, rf = _free(lhs.aval.ndim, lc, lb), _free(rhs.aval.ndim, rc, rb)
+    shape_l, shape_r = lhs.aval.shape, rhs.aval.shape
+    batch = _prod(shape_l[d] for d in lb)
+    m, k, n = _prod(shape_l[d] for d in lf), _prod(shape_l[d] for d in lc), _prod(
+        shape_r[d] for d in rf)
+    lines: list[str] = []
+    a, trans_a = _operand_layout(ins[0], lhs.aval, lb, lf, lc, True, ctx, lines)
+    b, trans_b = _operand_layout(ins[1], rhs.aval, rb, rc, rf, True, ctx, lines)
+    out = outs[0]
+    dtype = eqn.outvars[0].aval.dtype
+    if m == 0 or n == 0:
+        return lines + ["pass"]
+    if k == 0:
+        return lines + [f"{out}.fill({literal(0, dtype)})"]
+    lda = max(1, k if trans_a == CBLAS_NO_TRANS else m)
+    ldb = max(1, n if trans_b == CBLAS_NO_TRANS else k)
+    item = dtype.itemsize
+    blas = ctx.use_blas(dtype.name)
+    call = "gemm_call_f32" if dtype.name == "float32" else "gemm_call_f64"
+    zero = literal(0, dtype)
+    if batch == 1:
+        lines.append(f"{call}({blas}, {trans_a}, {trans_b}, {m}, {n}, {k}, {a}.ctypes.data, {lda}, "
+                     f"{b}.ctypes.data, {ldb}, {out}.ctypes.data, {n}, {zero})")
+        return lines
+    i = ctx.fresh("b")
+    lines.append(f"for {i} in range({batch}):")
+    lines.append(f"{INDENT}{call}({blas}, {trans_a}, {trans_b}, {m}, {n}, {k}, "
+                 f"{a}.ctypes.data + {i} * {m * k * item}, {lda}, "
+                 f"{b}.ctypes.data + {i} * {k * n * item}, {ldb}, "
+                 f"{out}.ctypes.data + {i} * {m * n * item}, {n}, {zero})")
+    return lines
+
+
+def _loop_dot_lines(ctx, eqn, ins, outs):
+    lhs, rhs = eqn.inputs
+    out_aval = eqn.outvars[0].aval
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lf, rf = _free(lhs.aval.ndim, lc, lb), _free(rhs.aval.ndim, rc, rb)
+    lines, out_index, depth = _loops(out_aval.shape, "d", ctx)
+    nb, nlf = len(lb), len(lf)
+    contract_shape = [lhs.aval.shape[d] for d in lc]
+    acc = ctx.fresh("acc")
+    lines.append(INDENT * depth + f"{acc} = {literal(0, out_aval.dtype)}")
+    loop_lines, cidx, cdepth = _loops(contract_shape, "k", ctx)
+    lines += [INDENT * depth + line for line in loop_lines]
+    li = [None] * lhs.aval.ndim
+    ri = [None] * rhs.aval.ndim
+    for j, (a, b) in enumerate(zip(lb, rb)):
+        li[a] = ri[b] = out_index[j]
+    for j, a in enumerate(lf):
+        li[a] = out_index[nb + j]
+    for j, b in enumerate(rf):
+        ri[b] = out_index[nb + nlf + j]
+    for j, (a, b) in enumerate(zip(lc, rc)):
+        li[a] = ri[b] = cidx[j]
+    cast = np_type(out_aval.dtype)
+    lines.append(INDENT * (depth + cdepth) + f"{acc} += {cast}({_at(ins[0], li)}) * "
+                 f"{cast}({_at(ins[1], ri)})")
+    lines.append(INDENT * depth + f"{_at(outs[0], out_index)} = {acc}")
+    return lines
+
+
+# --- argmax / argmin ---------------------------------------------------------------------------
+
+
+def _emit_arg(better: str):
+    def emit(ctx, eqn, ins, outs):
+        operand = eqn.inputs[0]
+        axis = eqn.params["axis"]
+        kept_shape = [s for d, s in enumerate(operand.aval.shape) if d != axis]
+        lines, kept, depth = _loops(kept_shape, "a", ctx)
+        pad = INDENT * depth
+
+        def at(pos):
+            index = list(kept)
+            index.insert(axis, pos)
+            return _at(ins[0], index)
+
+        best, where, k, v = ctx.fresh("best"), ctx.fresh("where"), ctx.fresh("k"), ctx.fresh("v")
+        lines += [
+            pad + f"{best} = {at('0')}",
+            pad + f"{where} = 0",
+            pad + f"for {k} in range(1, {operand.aval.shape[axis]}):",
+            pad + INDENT + f"{v} = {at(k)}",
+            pad + INDENT + f"if {v} {better} {best} or ({v} != {v} and {best} == {best}):",
+            pad + INDENT * 2 + f"{best} = {v}",
+            pad + INDENT * 2 + f"{where} = {k}",
+            pad + f"{_at(outs[0], kept)} = {where}",
+        ]
+        return lines
+
+    return emit
+
+
+# --- data movement -----------------------------------------------------------------------------
+
+
+def _slices(shape, axis, start, stop) -> str:
+    parts = [":"] * len(shape)
+    parts[axis] = f"{start}:{stop}"
+    return ", ".join(parts)
+
+
+def _emit_concatenate(ctx, eqn, ins, outs):
+    axis = eqn.params["dimension"]
+    shape = eqn.outvars[0].aval.shape
+    lines, offset = [], 0
+    for name, atom in zip(ins, eqn.inputs):
+        size = atom.aval.shape[axis]
+        lines.append(f"{outs[0]}[{_slices(shape, axis, offset, offset + size)}] = {name}")
+        offset += size
+    return lines
+
+
+def _scalar(name: str, atom) -> str:
+    from fnbrrr.core import Literal
+
+    return literal(atom.val, atom.aval.dtype) if type(atom) is Literal else f"{name}[()]"
+
+
+def _emit_pad(ctx, eqn, ins, outs):
+    operand, value = eqn.inputs
+    config = eqn.params["padding_config"]
+    out_shape = eqn.outvars[0].aval.shape
+    lines = [f"{outs[0]}.fill({_scalar(ins[1], value)})"] if eqn.outvars[0].aval.ndim else [
+        f"{outs[0]}[()] = {_scalar(ins[1], value)}"]
+    loop_lines, index, depth = _loops(operand.aval.shape, "p", ctx)
+    lines += loop_lines
+    targets, checks = [], []
+    for i, (lo, _, interior), size in zip(index, config, out_shape):
+        t = ctx.fresh("q")
+        lines.append(INDENT * depth + f"{t} = {lo} + {i} * {interior + 1}")
+        targets.append(t)
+        checks.append(f"0 <= {t} < {size}")
+    cond = " and ".join(checks) or "True"
+    lines.append(INDENT * depth + f"if {cond}:")
+    lines.append(INDENT * (depth + 1) + f"{_at(outs[0], targets)} = {_at(ins[0], index)}")
+    return lines
+
+
+def _gather_coords(ctx, lines, depth, indices_name, batch_index, axes, operand_shape, mode):
+    coords = []
+    pad = INDENT * depth
+    for j, axis in enumerate(axes):
+        c = ctx.fresh("c")
+        raw = _at(indices_name, list(batch_index) + [str(j)])
+        if mode == "clip":
+            lines.append(pad + f"{c} = min(max({raw}, 0), {operand_shape[axis] - 1})")
+        else:
+            lines.append(pad + f"{c} = {raw}")
+        coords.append(c)
+    return coords
+
+
+def _full_index(operand_ndim, axes, coords, rest_index):
+    it = iter(rest_index)
+    return [coords[axes.index(d)] if d in axes else next(it) for d in range(operand_ndim)]
+
+
+def _emit_gather(ctx, eqn, ins, outs):
+    operand, indices = eqn.inputs
+    axes = list(eqn.params["axes"])
+    batch_shape = indices.aval.shape[:-1]
+    rest_shape = [s for d, s in enumerate(operand.aval.shape) if d not in axes]
+    lines, bidx, depth = _loops(batch_shape, "g", ctx)
+    coords = _gather_coords(ctx, lines, depth, ins[1], bidx, axes, operand.aval.shape, "clip")
+    inner, ridx, rdepth = _loops(rest_shape, "r", ctx)
+    lines += [INDENT * depth + line for line in inner]
+    source = _at(ins[0], _full_index(operand.aval.ndim, axes, coords, ridx))
+    lines.append(INDENT * (depth + rdepth) + f"{_at(outs[0], bidx + ridx)} = {source}")
+    return lines
+
+
+def _emit_scatter(combine: str | None):
+    def emit(ctx, eqn, ins, outs):
+        operand, indices, updates = eqn.inputs
+        axes = list(eqn.params["axes"])
+        mode = eqn.params["mode"]
+        batch_shape = indices.aval.shape[:-1]
+        rest_shape = [s for d, s in enumerate(operand.aval.shape) if d not in axes]
+        lines = [f"{outs[0]}[...] = {ins[0]}"]
+        loop_lines, bidx, depth = _loops(batch_shape, "g", ctx)
+        lines += loop_lines
+        coords = _gather_coords(ctx, lines, depth, ins[1], bidx, axes, operand.aval.shape, mode)
+        if mode == "drop":
+            inside = " and ".join(f"0 <= {c} < {operand.aval.shape[a]}"
+                                  for c, a in zip(coords, axes))
+            lines.append(INDENT * depth + f"if {inside}:")
+            depth += 1
+        inner, ridx, rdepth = _loops(rest_shape, "r", ctx)
+        lines += [INDENT * depth + line for line in inner]
+        target = _at(outs[0], _full_index(operand.aval.ndim, axes, coords, ridx))
+        update = _at(ins[2], bidx + ridx)
+        value = update if combine is None else f"{target} {combine} {update}"
+        lines.append(INDENT * (depth + rdepth) + f"{target} = {value}")
+        return lines
+
+    return emit
+
+
+def _clamped_starts(ctx, lines, starts, start_atoms, operand_shape, sizes):
+    names = []
+    for name, atom, dim, size in zip(starts, start_atoms, operand_shape, sizes):
+        s = ctx.fresh("s")
+        lines.append(f"{s} = min(max({_scalar(name, atom)}, 0), {dim - size})")
+        names.append(s)
+    return names
+
+
+def _emit_dynamic_slice(ctx, eqn, ins, outs):
+    operand, *starts = eqn.inputs
+    sizes = eqn.params["slice_sizes"]
+    lines: list[str] = []
+    s = _clamped_starts(ctx, lines, ins[1:], starts, operand.aval.shape, sizes)
+    window = ", ".join(f"{a}:{a} + {n}" for a, n in zip(s, sizes))
+    lines.append(f"{outs[0]}[...] = {ins[0]}[{window}]")
+    return lines
+
+
+def _emit_dynamic_update_slice(ctx, eqn, ins, outs):
+    operand, update, *starts = eqn.inputs
+    sizes = update.aval.shape
+    lines = [f"{outs[0]}[...] = {ins[0]}"]
+    s = _clamped_starts(ctx, lines, ins[2:], starts, operand.aval.shape, sizes)
+    window = ", ".join(f"{a}:{a} + {n}" for a, n in zip(s, sizes))
+    lines.append(f"{outs[0]}[{window}] = {ins[1]}")
+    return lines
+
+
+KERNELS = {
+    "dot_general": Kernel(_emit_dot_general),
+    "argmax": Kernel(_emit_arg(">")),
+    "argmin": Kernel(_emit_arg("<")),
+    "concatenate": Kernel(_emit_concatenate),
+    "pad": Kernel(_emit_pad),
+    "gather": Kernel(_emit_gather),
+    "scatter_add": Kernel(_emit_scatter("+")),
+    "scatter_mul": Kernel(_emit_scatter("*")),
+    "scatter": Kernel(_emit_scatter(None)),
+    "dynamic_slice": Kernel(_emit_dynamic_slice),
+    "dynamic_update_slice": Kernel(_emit_dynamic_update_slice),
+}

@@ -1,0 +1,721 @@
+"""Vectorisable scalar math for fused kernels: exp, log, tanh, logistic, sin, cos, erf, ...
+
+Why this module exists: inside a Numba loop `np.exp`, `np.tanh`, `np.sin` are scalar libm calls
+(no SVML in PyPI llvmlite), and a call in the loop body stops LLVM from vectorising the loop;
+`np.tanh` costs 13 ns per element where NumPy's ufunc costs 0.36 ns (shared/PERF.md, fact 2).
+Each function here is straight-line arithmetic, integer bit tricks and branch-free selects, so
+
+    for i in range(n):
+        out[i] = tanh_f32(x[i])
+
+compiles to packed SIMD code (`vfmadd...ps` on ymm/zmm registers). The code generator finds
+the function for a primitive in `SCALAR_MATH[(primitive_name, dtype_name)]`.
+
+How the functions are compiled (measured in bench/mathlib_bench.py and tests/test_mathlib.py):
+
+* `numba.njit(cache=True, error_model="numpy", fastmath={"contract"})`, *without*
+  `inline="always"`. Numba-level inlining re-types the callee inside the caller and applies the
+  caller's flags: a caller with the default `error_model="python"` puts a zero check before each
+  division (the loop then stays scalar: 2.4 vs 0.35 ns per element) and its `fastmath` flags
+  would license LLVM to delete the NaN handling below. Called as an ordinary function, each
+  keeps its own flags and LLVM inlines it (see `_force_inline`) before vectorising.
+* `fastmath={"contract"}` lets LLVM fuse `a * b + c` into one FMA where the CPU has FMA. That is
+  the only fast-math licence: every algorithm below is correct with or without fusion (its exact
+  steps stay exact either way).
+* Every float constant is a `np.float32` in the float32 functions, since a Python float would
+  promote the arithmetic to float64 (PERF.md, fact 4).
+
+Accuracy (max error in ulps against NumPy's float64 result rounded to the output dtype, over the
+whole finite range; asserted in tests/test_mathlib.py):
+
+    float32: exp 1, log 1, log1p 2, expm1 2, tanh 2, logistic 2, sin 2, cos 2, erf 2
+    float64: exp 1, log 1, log1p 2, expm1 2, tanh 3, logistic 2; sin, cos, erf call libm
+
+Special values follow NumPy: exp overflows to inf and underflows through the subnormals to 0,
+log(0) = -inf, log(negative) = nan, tanh(+-large) = +-1, sin(inf) = nan, NaN propagates.
+
+Coefficients: Cephes (S. L. Moshier) expf, logf, tanhf, sinf/cosf; fdlibm (Sun) log; Taylor
+series where noted; erf is fitted here (weighted least squares on Chebyshev nodes against
+`math.erf`, iteratively re-weighted towards minimax, rounded to float32 and re-checked).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = [
+    "SCALAR_MATH",
+    "cos_f32",
+    "cos_f64",
+    "erf_f32",
+    "erf_f64",
+    "exp_f32",
+    "exp_f64",
+    "expm1_f32",
+    "expm1_f64",
+    "log1p_f32",
+    "log1p_f64",
+    "log_f32",
+    "log_f64",
+    "logistic_f32",
+    "logistic_f64",
+    "sin_f32",
+    "sin_f64",
+    "tanh_f32",
+    "tanh_f64",
+]
+
+_scalar = numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+
+# --------------------------------------------------------------------------------------------
+# Intrinsics: reinterpret bits (Numba has no scalar bit cast) and force LLVM inlining
+# --------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def _bitcast_f32_to_i32(typingctx, x):
+    """The int32 with the same bits as the float32 `x`."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bitcast_i32_to_f32(typingctx, i):
+    """The float32 with the bits of integer `i` (truncated to 32 bits)."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = context.cast(builder, args[0], signature.args[0], types.int32)
+        return builder.bitcast(bits, ir.FloatType())
+
+    return types.float32(i), codegen
+
+
+@intrinsic
+def _bitcast_f64_to_i64(typingctx, x):
+    """The int64 with the same bits as the float64 `x`."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bitcast_i64_to_f64(typingctx, i):
+    """The float64 with the bits of integer `i`."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = context.cast(builder, args[0], signature.args[0], types.int64)
+        return builder.bitcast(bits, ir.DoubleType())
+
+    return types.float64(i), codegen
+
+
+@intrinsic
+def _force_inline(typingctx):
+    """Mark the calling function `alwaysinline` for LLVM.
+
+    A call that LLVM declines to inline (its inliner weighs size against the number of call
+    sites) leaves a call in the loop body, and a loop with a call is never vectorised. The
+    attribute travels with the function's cached bitcode, so it also holds when the function
+    comes from Numba's disk cache and is linked into a new kernel.
+    """
+
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+# --------------------------------------------------------------------------------------------
+# Constants. Float32 functions see only np.float32 constants (a Python float promotes).
+# --------------------------------------------------------------------------------------------
+
+_F32 = np.float32
+_ZERO_F32, _HALF_F32, _ONE_F32, _TWO_F32 = _F32(0.0), _F32(0.5), _F32(1.0), _F32(2.0)
+_INF_F32, _NAN_F32 = _F32(np.inf), _F32(np.nan)
+_INF, _NAN = math.inf, math.nan
+
+# Adding 1.5 * 2**23 (2**52) to |v| < 2**22 (2**51) rounds v to an integer, kept in the low
+# mantissa bits: the difference of the bit patterns is that integer, with no float->int
+# conversion (which would be poison for NaN in LLVM).
+_ROUND_F32 = _F32(12582912.0)
+_ROUND_F32_BITS = 0x4B400000
+_ROUND_F64 = 6755399441055744.0
+_ROUND_F64_BITS = 0x4338000000000000
+
+_LOG2E_F32 = _F32(1.44269504088896341)
+_LN2_HI_F32 = _F32(0.693359375)  # Cephes: 9 significant bits, so n * _LN2_HI_F32 is exact
+_LN2_LO_F32 = _F32(-2.12194440e-4)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm: 32 significant bits, n * _LN2_HI exact
+_LN2_LO = 1.90821492927058770002e-10
+
+# Cephes expf: exp(r) = 1 + r + r**2 * P(r) on |r| <= ln2/2.
+_EXPF_P0, _EXPF_P1, _EXPF_P2 = _F32(1.9875691500e-4), _F32(1.3981999507e-3), _F32(8.3334519073e-3)
+_EXPF_P3, _EXPF_P4, _EXPF_P5 = _F32(4.1665795894e-2), _F32(1.6666665459e-1), _F32(5.0000001201e-1)
+_EXP_HI_F32, _EXP_LO_F32 = _F32(89.0), _F32(-104.0)  # beyond these exp is inf / 0 in float32
+_EXP_HI, _EXP_LO = 710.0, -746.0  # beyond these exp is inf / 0 in float64
+_EXPM1_LO_F32, _EXPM1_LO = _F32(-20.0), -40.0  # below these expm1 rounds to -1
+
+# Taylor coefficients 1/k!, k = 2..13: on |r| <= ln2/2 the first omitted term is < 2**-58.
+_T2, _T3, _T4, _T5, _T6, _T7, _T8, _T9, _T10, _T11, _T12, _T13 = (
+    1.0 / math.factorial(k) for k in range(2, 14)
+)
+_T2_F32, _T3_F32, _T4_F32, _T5_F32, _T6_F32, _T7_F32, _T8_F32 = (
+    _F32(1.0 / math.factorial(k)) for k in range(2, 9)
+)
+
+# Cephes logf: log(1 + f) = f - f**2/2 + f**3 * P(f) on sqrt(1/2) - 1 <= f < sqrt(2) - 1.
+_SQRT_HALF_F32 = _F32(0.707106781186547524)
+_LOGF_P0, _LOGF_P1, _LOGF_P2 = _F32(7.0376836292e-2), _F32(-1.1514610310e-1), _F32(1.1676998740e-1)
+_LOGF_P3, _LOGF_P4, _LOGF_P5 = _F32(-1.2420140846e-1), _F32(1.4249322787e-1), _F32(-1.6668057665e-1)
+_LOGF_P6, _LOGF_P7, _LOGF_P8 = _F32(2.0000714765e-1), _F32(-2.4999993993e-1), _F32(3.3333331174e-1)
+_MIN_NORMAL_F32, _TWO23_F32 = _F32(2.0**-126), _F32(2.0**23)
+
+# fdlibm e_log.c: log(1 + f) = f - f**2/2 + s * (f**2/2 + R(s**2)), s = f / (2 + f).
+_LG1, _LG2, _LG3 = 6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01
+_LG4, _LG5, _LG6 = 2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_SQRT_HALF = 0.70710678118654752440
+_MIN_NORMAL, _TWO54 = 2.0**-1022, 2.0**54
+
+# Cephes tanhf: tanh(x) = x + x**3 * P(x**2) on |x| < 0.625.
+_TANHF_P0, _TANHF_P1, _TANHF_P2 = _F32(-5.70498872745e-3), _F32(2.06390887954e-2), _F32(
+    -5.37397155531e-2
+)
+_TANHF_P3, _TANHF_P4 = _F32(1.33314422036e-1), _F32(-3.33332819422e-1)
+_TANH_SMALL_F32 = _F32(0.625)
+_TANH_CLAMP_F32 = _F32(10.0)  # tanh(10) rounds to 1 in float32
+_TANH_CLAMP = 20.0  # ... and tanh(20) to 1 in float64
+
+# erf, fitted here (see module docstring). |x| < 1: erf(x) = x + x * A(x**2);
+# 1 <= |x| < 3.95: erf(x) = 1 - exp(-x**2) * B(|x| - 2), B ~ erfc(x) * exp(x**2).
+_ERF_A0, _ERF_A1, _ERF_A2 = _F32(0.12837917), _F32(-0.3761263), _F32(0.112836115)
+_ERF_A3, _ERF_A4, _ERF_A5, _ERF_A6 = _F32(-0.026854774), _F32(0.0051899976), _F32(-0.000802392), _F32(
+    7.896918e-05
+)
+_ERF_B0, _ERF_B1, _ERF_B2 = _F32(0.25539622), _F32(-0.10679854), _F32(0.041771974)
+_ERF_B3, _ERF_B4, _ERF_B5 = _F32(-0.015500998), _F32(0.005555009), _F32(-0.0016012774)
+_ERF_B6, _ERF_B7 = _F32(0.00058160344), _F32(-0.0003779266)
+_ERF_CLAMP_F32 = _F32(3.95)  # erf(3.95) rounds to 1 in float32
+
+# Cephes sinf/cosf on |r| <= pi/4.
+_SINF_S1, _SINF_S2, _SINF_S3 = _F32(-1.6666654611e-1), _F32(8.3321608736e-3), _F32(-1.9515295891e-4)
+_COSF_C1, _COSF_C2, _COSF_C3 = _F32(4.166664568298827e-2), _F32(-1.388731625493765e-3), _F32(
+    2.443315711809948e-5
+)
+_PI_OVER_4_F32 = _F32(0.785398163397448)
+_TINY_F32 = _F32(2.0**-12)  # below this sin(x) and tanh(x) round to x
+_TINY = 2.0**-27  # below this tanh(x) rounds to x in float64
+_PI_OVER_2 = 1.5707963267948966
+
+
+def _reduction_table() -> tuple[np.ndarray, ...]:
+    """Four float64 pieces of (2/pi * 2**(E - 150)) mod 4 for each float32 biased exponent E.
+
+    A float32 of exponent E >= 126 is m * 2**(E - 150) with m < 2**24 an integer, so
+    x * 2/pi mod 4 = m * G_E mod 4 with G_E = (2/pi * 2**(E - 150)) mod 4: the bits of 2/pi that
+    would only add multiples of 4 are dropped (Payne-Hanek reduction). G_E is cut into four
+    pieces of 26 bits at fixed positions below its leading bit L, so m * piece is exact in
+    float64 and the sum of the first two reduced pieces is exact too (see `_reduce_pi_over_2`);
+    the 104 bits leave an error below 2**-78 in x * 2/pi.
+    Row E - 126, for E = 126..255 (255 is inf/nan, whose result is replaced).
+    """
+    precision = 700  # bits after the binary point, for every intermediate below
+
+    def arctan_inverse(n: int) -> int:  # atan(1/n) * 2**precision, by its Taylor series
+        total, power, k = 0, (1 << precision) // n, 0
+        while power:
+            term = power // (2 * k + 1)
+            total += -term if k % 2 else term
+            power //= n * n
+            k += 1
+        return total
+
+    pi = 4 * (4 * arctan_inverse(5) - arctan_inverse(239))  # Machin's formula
+    two_over_pi = (2 << (2 * precision)) // pi  # 2/pi * 2**precision
+    rows = []
+    for exponent in range(126, 256):
+        shift = exponent - 150
+        g = two_over_pi << shift if shift >= 0 else two_over_pi >> -shift
+        g %= 4 << precision
+        leading = g.bit_length() - 1 - precision
+        pieces = []
+        for i in range(4):
+            low = leading - 25 - 26 * i
+            chunk = (g >> (low + precision)) & ((1 << 26) - 1)
+            pieces.append(math.ldexp(float(chunk), low))
+        rows.append(pieces)
+    table = np.array(rows, dtype=np.float64)
+    return tuple(np.ascontiguousarray(table[:, i]) for i in range(4))
+
+
+_REDUCE_G1, _REDUCE_G2, _REDUCE_G3, _REDUCE_G4 = _reduction_table()
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------
+
+
+@_scalar
+def _pow2_f32(k):
+    """2.0**k as float32 for an integer k in [-126, 127], built from its bits."""
+    _force_inline()
+    return _bitcast_i32_to_f32((k + 127) << 23)
+
+
+@_scalar
+def _pow2_f64(k):
+    """2.0**k as float64 for an integer k in [-1022, 1023], built from its bits."""
+    _force_inline()
+    return _bitcast_i64_to_f64((k + 1023) << 52)
+
+
+@_scalar
+def _reduce_ln2_f32(x):
+    """Split x = k * ln2 + r with k an integer and |r| <= ln2/2 (Cody-Waite); (r, k)."""
+    _force_inline()
+    t = x * _LOG2E_F32 + _ROUND_F32
+    n = t - _ROUND_F32
+    r = x - n * _LN2_HI_F32
+    r = r - n * _LN2_LO_F32
+    return r, _bitcast_f32_to_i32(t) - _ROUND_F32_BITS
+
+
+@_scalar
+def _reduce_ln2_f64(x):
+    """Split x = k * ln2 + r with k an integer and |r| <= ln2/2 (Cody-Waite); (r, k)."""
+    _force_inline()
+    t = x * _LOG2E + _ROUND_F64
+    n = t - _ROUND_F64
+    r = x - n * _LN2_HI
+    r = r - n * _LN2_LO
+    return r, _bitcast_f64_to_i64(t) - _ROUND_F64_BITS
+
+
+@_scalar
+def _expm1_taylor_f32(r):
+    """exp(r) - 1 on |r| <= ln2/2 by its Taylor series to r**8 (truncation < 2**-27 r)."""
+    _force_inline()
+    q = _T8_F32 * r + _T7_F32
+    q = q * r + _T6_F32
+    q = q * r + _T5_F32
+    q = q * r + _T4_F32
+    q = q * r + _T3_F32
+    q = q * r + _T2_F32
+    return r + r * r * q
+
+
+@_scalar
+def _expm1_taylor_f64(r):
+    """exp(r) - 1 on |r| <= ln2/2 by its Taylor series to r**13 (truncation < 2**-58)."""
+    _force_inline()
+    q = _T13 * r + _T12
+    q = q * r + _T11
+    q = q * r + _T10
+    q = q * r + _T9
+    q = q * r + _T8
+    q = q * r + _T7
+    q = q * r + _T6
+    q = q * r + _T5
+    q = q * r + _T4
+    q = q * r + _T3
+    q = q * r + _T2
+    return r + r * r * q
+
+
+# --------------------------------------------------------------------------------------------
+# exp, expm1
+# --------------------------------------------------------------------------------------------
+
+
+@_scalar
+def exp_f32(x):
+    """e**x for float32: Cephes expf polynomial, scaled by 2**k from its bits; max 1 ulp.
+
+    Overflows to inf above 88.72, underflows through the subnormals to 0 below -103.97.
+
+    >>> float(exp_f32(np.float32(1.0)))
+    2.7182817459106445
+    """
+    _force_inline()
+    x = _EXP_HI_F32 if x > _EXP_HI_F32 else x  # NaN fails both tests and passes through
+    x = _EXP_LO_F32 if x < _EXP_LO_F32 else x
+    r, k = _reduce_ln2_f32(x)
+    p = _EXPF_P0 * r + _EXPF_P1
+    p = p * r + _EXPF_P2
+    p = p * r + _EXPF_P3
+    p = p * r + _EXPF_P4
+    p = p * r + _EXPF_P5
+    e = p * (r * r) + r + _ONE_F32
+    # 2**k in two factors: each stays a normal float for k in [-150, 128], and the last
+    # multiply rounds a subnormal result exactly once.
+    k_half = k >> 1
+    return e * _pow2_f32(k_half) * _pow2_f32(k - k_half)
+
+
+@_scalar
+def exp_f64(x):
+    """e**x for float64: Cody-Waite reduction, Taylor series to r**13, 2**k from bits; 1 ulp.
+
+    >>> float(exp_f64(1.0))
+    2.718281828459045
+    """
+    _force_inline()
+    x = _EXP_HI if x > _EXP_HI else x
+    x = _EXP_LO if x < _EXP_LO else x
+    r, k = _reduce_ln2_f64(x)
+    e = _expm1_taylor_f64(r) + 1.0
+    k_half = k >> 1
+    return e * _pow2_f64(k_half) * _pow2_f64(k - k_half)
+
+
+@_scalar
+def expm1_f32(x):
+    """e**x - 1 for float32, accurate near 0: 2**k * (e**r - 1) + (2**k - 1); max 2 ulp.
+
+    >>> float(expm1_f32(np.float32(1e-10)))
+    1.000000013351432e-10
+    """
+    _force_inline()
+    x = _EXP_HI_F32 if x > _EXP_HI_F32 else x
+    x = _EXPM1_LO_F32 if x < _EXPM1_LO_F32 else x
+    r, k = _reduce_ln2_f32(x)
+    em = _expm1_taylor_f32(r)
+    # k <= 64: 2**k - 1 is exact or dwarfed, so one rounding joins the parts. Larger k would
+    # overflow 2**k alone; there e**x - 1 = e**x and it is scaled in two factors as in exp.
+    s = _pow2_f32(k if k < 64 else 0)
+    small = s * em + (s - _ONE_F32)
+    k_half = k >> 1
+    large = (em + _ONE_F32) * _pow2_f32(k_half) * _pow2_f32(k - k_half)
+    result = small if k < 64 else large
+    return x if x == _ZERO_F32 else result  # keeps the sign of -0.0
+
+
+@_scalar
+def expm1_f64(x):
+    """e**x - 1 for float64, accurate near 0 (same scheme as expm1_f32); max 2 ulp."""
+    _force_inline()
+    x = _EXP_HI if x > _EXP_HI else x
+    x = _EXPM1_LO if x < _EXPM1_LO else x
+    r, k = _reduce_ln2_f64(x)
+    em = _expm1_taylor_f64(r)
+    s = _pow2_f64(k if k < 512 else 0)
+    small = s * em + (s - 1.0)
+    k_half = k >> 1
+    large = (em + 1.0) * _pow2_f64(k_half) * _pow2_f64(k - k_half)
+    result = small if k < 512 else large
+    return x if x == 0.0 else result
+
+
+# --------------------------------------------------------------------------------------------
+# log, log1p
+# --------------------------------------------------------------------------------------------
+
+
+@_scalar
+def log_f32(x):
+    """Natural log for float32: exponent from the bits, Cephes logf polynomial; max 1 ulp.
+
+    log(0) = -inf, log(negative) = nan, log(inf) = inf; subnormals are scaled up first.
+
+    >>> float(log_f32(np.float32(2.0)))
+    0.6931471824645996
+    """
+    _force_inline()
+    subnormal = x < _MIN_NORMAL_F32
+    bits = _bitcast_f32_to_i32(x * _TWO23_F32 if subnormal else x)
+    e = _F32((bits >> 23) - 126) - (_F32(23.0) if subnormal else _ZERO_F32)
+    m = _bitcast_i32_to_f32((bits & 0x007FFFFF) | 0x3F000000)  # x = m * 2**e, m in [0.5, 1)
+    below = m < _SQRT_HALF_F32
+    e = e - _ONE_F32 if below else e
+    f = (m + m - _ONE_F32) if below else (m - _ONE_F32)  # exact; f in [-0.293, 0.414)
+    z = f * f
+    p = _LOGF_P0 * f + _LOGF_P1
+    p = p * f + _LOGF_P2
+    p = p * f + _LOGF_P3
+    p = p * f + _LOGF_P4
+    p = p * f + _LOGF_P5
+    p = p * f + _LOGF_P6
+    p = p * f + _LOGF_P7
+    p = p * f + _LOGF_P8
+    y = p * f * z + e * _LN2_LO_F32 - _HALF_F32 * z
+    result = f + y + e * _LN2_HI_F32
+    result = -_INF_F32 if x == _ZERO_F32 else result
+    result = _NAN_F32 if x < _ZERO_F32 else result
+    return x if not (x < _INF_F32) else result  # inf -> inf, nan -> nan
+
+
+@_scalar
+def log_f64(x):
+    """Natural log for float64: exponent from the bits, fdlibm's polynomial; max 1 ulp."""
+    _force_inline()
+    subnormal = x < _MIN_NORMAL
+    bits = _bitcast_f64_to_i64(x * _TWO54 if subnormal else x)
+    e = np.float64((bits >> 52) - 1022) - (54.0 if subnormal else 0.0)
+    m = _bitcast_i64_to_f64((bits & 0x000FFFFFFFFFFFFF) | 0x3FE0000000000000)
+    below = m < _SQRT_HALF
+    e = e - 1.0 if below else e
+    f = (m + m - 1.0) if below else (m - 1.0)
+    half_f2 = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    r = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7))) + w * (_LG2 + w * (_LG4 + w * _LG6))
+    result = e * _LN2_HI - ((half_f2 - (s * (half_f2 + r) + e * _LN2_LO)) - f)
+    result = -_INF if x == 0.0 else result
+    result = _NAN if x < 0.0 else result
+    return x if not (x < _INF) else result
+
+
+@_scalar
+def log1p_f32(x):
+    """log(1 + x) for float32, accurate near 0; max 2 ulp.
+
+    log(u) for u = fl(1 + x), plus the rounding error of that sum relative to u (Goldberg's
+    correction: log(1 + x) = log(u) + (x - (u - 1)) / u to first order).
+
+    >>> float(log1p_f32(np.float32(1e-10)))
+    1.000000013351432e-10
+    """
+    _force_inline()
+    u = x + _ONE_F32
+    finite = (u > _ZERO_F32) & (u < _INF_F32)
+    c = (x - (u - _ONE_F32)) / u
+    result = log_f32(u) + (c if finite else _ZERO_F32)
+    return x if x == _ZERO_F32 else result  # keeps the sign of -0.0
+
+
+@_scalar
+def log1p_f64(x):
+    """log(1 + x) for float64, accurate near 0 (same scheme as log1p_f32); max 2 ulp."""
+    _force_inline()
+    u = x + 1.0
+    finite = (u > 0.0) & (u < _INF)
+    c = (x - (u - 1.0)) / u
+    result = log_f64(u) + (c if finite else 0.0)
+    return x if x == 0.0 else result
+
+
+# --------------------------------------------------------------------------------------------
+# tanh, logistic
+# --------------------------------------------------------------------------------------------
+
+
+@_scalar
+def tanh_f32(x):
+    """tanh for float32: Cephes polynomial below 0.625, else 1 - 2 / (e**2|x| + 1); max 2 ulp.
+
+    >>> float(tanh_f32(np.float32(100.0)))
+    1.0
+    """
+    _force_inline()
+    a = abs(x)
+    z = x * x
+    p = _TANHF_P0 * z + _TANHF_P1
+    p = p * z + _TANHF_P2
+    p = p * z + _TANHF_P3
+    p = p * z + _TANHF_P4
+    small = x + x * z * p
+    e = exp_f32(_TWO_F32 * (_TANH_CLAMP_F32 if a > _TANH_CLAMP_F32 else a))
+    large = _ONE_F32 - _TWO_F32 / (e + _ONE_F32)
+    large = large if x >= _ZERO_F32 else -large
+    result = small if a < _TANH_SMALL_F32 else large
+    return x if a < _TINY_F32 else result  # -0.0, subnormals
+
+
+@_scalar
+def tanh_f64(x):
+    """tanh for float64 as expm1(2|x|) / (expm1(2|x|) + 2), sign restored; max 3 ulp."""
+    _force_inline()
+    a = abs(x)
+    e = expm1_f64(2.0 * (_TANH_CLAMP if a > _TANH_CLAMP else a))
+    result = e / (e + 2.0)
+    result = result if x >= 0.0 else -result
+    return x if a < _TINY else result
+
+
+@_scalar
+def logistic_f32(x):
+    """1 / (1 + e**-x) for float32, stable for large |x|: with e = e**-|x| <= 1 it is
+    1 / (1 + e) for x >= 0 and e / (1 + e) below; max 2 ulp.
+
+    >>> float(logistic_f32(np.float32(-200.0)))
+    0.0
+    """
+    _force_inline()
+    e = exp_f32(-abs(x))
+    return (_ONE_F32 if x >= _ZERO_F32 else e) / (_ONE_F32 + e)
+
+
+@_scalar
+def logistic_f64(x):
+    """1 / (1 + e**-x) for float64, stable for large |x| (as logistic_f32); max 2 ulp."""
+    _force_inline()
+    e = exp_f64(-abs(x))
+    return (1.0 if x >= 0.0 else e) / (1.0 + e)
+
+
+# --------------------------------------------------------------------------------------------
+# sin, cos
+# --------------------------------------------------------------------------------------------
+
+
+@_scalar
+def _reduce_pi_over_2_f32(a):
+    """For a float32 a >= 0: (r, q) with a = (4j + q) * pi/2 + r, |r| <= pi/4 (a little more
+    for huge a), r as float32, exact for every finite float32 (Payne-Hanek, see
+    `_reduction_table`). Below pi/4, (a, 0)."""
+    _force_inline()
+    bits = _bitcast_f32_to_i32(a)
+    row = (bits >> 23) - 126
+    row = 0 if row < 0 else row
+    m = np.float64(_bitcast_i32_to_f32((bits & 0x007FFFFF) | 0x4B000000))  # 24-bit mantissa
+    p1 = m * _REDUCE_G1[row]  # every product exact: 24 bits times 26
+    t1 = p1 + _ROUND_F64
+    s = (p1 - (t1 - _ROUND_F64)) + m * _REDUCE_G2[row]  # exact: both on a 2**-52 grid, < 1.5
+    t2 = s + _ROUND_F64
+    theta = (s - (t2 - _ROUND_F64)) + (m * _REDUCE_G3[row] + m * _REDUCE_G4[row])
+    quadrant = (_bitcast_f64_to_i64(t1) + _bitcast_f64_to_i64(t2)) & 3
+    reduced = _F32(theta * _PI_OVER_2)
+    small = a < _PI_OVER_4_F32
+    return (a if small else reduced), (0 if small else quadrant)
+
+
+@_scalar
+def _sin_cos_poly_f32(r):
+    """(sin r, cos r) on |r| <= pi/4 by the Cephes sinf/cosf polynomials."""
+    _force_inline()
+    z = r * r
+    s = _SINF_S3 * z + _SINF_S2
+    s = s * z + _SINF_S1
+    c = _COSF_C3 * z + _COSF_C2
+    c = c * z + _COSF_C1
+    return r + r * z * s, _ONE_F32 - _HALF_F32 * z + z * z * c
+
+
+@_scalar
+def sin_f32(x):
+    """sin for float32 over the whole finite range (exact argument reduction); max 2 ulp.
+
+    >>> float(sin_f32(np.float32(1e30)))
+    -0.7858315110206604
+    """
+    _force_inline()
+    a = abs(x)
+    r, q = _reduce_pi_over_2_f32(a)
+    s, c = _sin_cos_poly_f32(r)
+    result = c if q & 1 else s
+    result = -result if ((q & 2) != 0) != (x < _ZERO_F32) else result
+    result = x if a < _TINY_F32 else result  # -0.0, subnormals
+    return result if a < _INF_F32 else x - x  # inf -> nan, nan -> nan
+
+
+@_scalar
+def cos_f32(x):
+    """cos for float32 over the whole finite range (exact argument reduction); max 2 ulp.
+
+    >>> float(cos_f32(np.float32(0.0)))
+    1.0
+    """
+    _force_inline()
+    a = abs(x)
+    r, q = _reduce_pi_over_2_f32(a)
+    s, c = _sin_cos_poly_f32(r)
+    result = s if q & 1 else c
+    result = -result if (q + 1) & 2 else result
+    return result if a < _INF_F32 else x - x
+
+
+@_scalar
+def sin_f64(x):
+    """sin for float64. Calls libm (`math.sin`): a scalar call, so a loop using it does not
+    vectorise; an exact float64 argument reduction has not been written yet."""
+    return math.sin(x)
+
+
+@_scalar
+def cos_f64(x):
+    """cos for float64. Calls libm (`math.cos`), so a loop using it does not vectorise."""
+    return math.cos(x)
+
+
+# --------------------------------------------------------------------------------------------
+# erf
+# --------------------------------------------------------------------------------------------
+
+
+@_scalar
+def erf_f32(x):
+    """The error function for float32: x + x * A(x**2) below 1, 1 - e**-x**2 * B(|x| - 2)
+    above (both fitted here, see module docstring); max 2 ulp.
+
+    >>> float(erf_f32(np.float32(0.5)))
+    0.5204998850822449
+    """
+    _force_inline()
+    z = x * x
+    p = _ERF_A6 * z + _ERF_A5
+    p = p * z + _ERF_A4
+    p = p * z + _ERF_A3
+    p = p * z + _ERF_A2
+    p = p * z + _ERF_A1
+    p = p * z + _ERF_A0
+    small = x + x * p
+    a = abs(x)
+    a = _ERF_CLAMP_F32 if a > _ERF_CLAMP_F32 else a
+    v = a - _TWO_F32
+    q = _ERF_B7 * v + _ERF_B6
+    q = q * v + _ERF_B5
+    q = q * v + _ERF_B4
+    q = q * v + _ERF_B3
+    q = q * v + _ERF_B2
+    q = q * v + _ERF_B1
+    q = q * v + _ERF_B0
+    large = _ONE_F32 - exp_f32(-(a * a)) * q
+    large = large if x >= _ZERO_F32 else -large
+    return small if a < _ONE_F32 else large
+
+
+@_scalar
+def erf_f64(x):
+    """The error function for float64. Calls libm (`math.erf`), so a loop using it does not
+    vectorise; a float64 fit has not been written yet."""
+    return math.erf(x)
+
+
+# --------------------------------------------------------------------------------------------
+# The table the code generator reads: (fnbrrr primitive name, dtype name) -> function
+# --------------------------------------------------------------------------------------------
+
+SCALAR_MATH = {
+    ("exp", "float32"): exp_f32,            ("exp", "float64"): exp_f64,
+    ("log", "float32"): log_f32,            ("log", "float64"): log_f64,
+    ("log1p", "float32"): log1p_f32,        ("log1p", "float64"): log1p_f64,
+    ("expm1", "float32"): expm1_f32,        ("expm1", "float64"): expm1_f64,
+    ("tanh", "float32"): tanh_f32,          ("tanh", "float64"): tanh_f64,
+    ("logistic", "float32"): logistic_f32,  ("logistic", "float64"): logistic_f64,
+    ("sin", "float32"): sin_f32,            ("sin", "float64"): sin_f64,
+    ("cos", "float32"): cos_f32,            ("cos", "float64"): cos_f64,
+    ("erf", "float32"): erf_f32,            ("erf", "float64"): erf_f64,
+}  # fmt: skip

@@ -1,0 +1,135 @@
+"""Runtime: write generated modules to the disk cache, compile them, and call them.
+
+Generated source is content-addressed: `$FNBRRR_CACHE_DIR/fnbrrr_<hash>.py` (default
+`~/.cache/fnbrrr/jit`). Numba's `cache=True` keeps the machine code beside it, so a new process
+that traces the same program finds the same file and skips compilation (PERF.md fact 8:
+functions made with `exec` cannot be cached, real files can).
+
+Buffers (PERF.md fact 5): outputs are fresh NumPy arrays allocated on the calling thread;
+intermediates come from a per-executable pool and are reused across calls. Each call takes a
+set from the pool (or makes one when another thread holds it), so concurrent calls never share
+an intermediate.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from fnbrrr.jit.blas import gemm_address
+from fnbrrr.jit.codegen import Generated
+
+_FALLBACKS: dict[str, dict] = {}  # module -> fallback name -> (primitive, params, n_inputs)
+_MODULES: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> str:
+    """Where generated modules and Numba's compiled code are kept."""
+    path = os.environ.get("FNBRRR_CACHE_DIR")
+    if not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "fnbrrr", "jit")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def load_module(generated: Generated):
+    """Write (once) and import the generated module; returns it."""
+    name = f"fnbrrr_{generated.key}"
+    with _LOCK:
+        module = _MODULES.get(name)
+        if module is not None:
+            return module
+        path = os.path.join(cache_dir(), name + ".py")
+        if not os.path.exists(path):
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(generated.source)
+            os.replace(tmp, path)  # atomic: a concurrent process sees all or nothing
+        _FALLBACKS[name] = dict(generated.fallbacks)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        _MODULES[name] = module
+        return module
+
+
+def fallback_call(prim_name: str, fallback: str, module_name: str, arrays) -> None:
+    """Object-mode bridge: run a primitive's NumPy impl and write into its output buffers."""
+    prim, params, n_inputs = _FALLBACKS[module_name][fallback]
+    result = prim.impl(*arrays[:n_inputs], **params)
+    results = result if prim.multiple_results else [result]
+    for buffer, value in zip(arrays[n_inputs:], results):
+        buffer[...] = value
+
+
+def _numba_type(spec):
+    from numba import from_dtype, types
+
+    return types.Array(from_dtype(spec.dtype), len(spec.shape), "C")
+
+
+class Executable:
+    """A compiled program: call it with flat NumPy inputs, get flat NumPy outputs."""
+
+    def __init__(self, generated: Generated, consts: list, out_avals: list):
+        self.generated = generated
+        self.module = load_module(generated)
+        self.function = self.module.program
+        self.consts = [np.ascontiguousarray(np.asarray(c)) for c in consts]
+        self.out_avals = out_avals
+        self.blas = [gemm_address(d)[0] for d in generated.uses_blas]
+        self._pool: list = []
+        specs = generated.args
+        self._input_specs = [s for s in specs if s.role == "input"]
+        self._temp_specs = [s for s in specs if s.role == "temp"]
+        self._output_specs = [s for s in specs if s.role == "output"]
+        self._layout = self._argument_layout(specs)
+        self._output_index = {s.name: i for i, s in enumerate(self._output_specs)}
+        self._compiled = False
+
+    @staticmethod
+    def _argument_layout(specs):
+        counters = {"input": 0, "const": 0, "temp": 0, "output": 0}
+        layout = []
+        for s in specs:
+            layout.append((s.role, counters[s.role]))
+            counters[s.role] += 1
+        return layout
+
+    def compile(self) -> None:
+        """Compile now (or load from Numba's disk cache) for the program's argument types."""
+        if self._compiled:
+            return
+        from numba import types
+
+        sig = tuple(_numba_type(s) for s in self.generated.args) + tuple(
+            types.intp for _ in self.blas)
+        self.function.compile(sig)
+        self._compiled = True
+
+    def __call__(self, inputs: list) -> list:
+        temps = self._pool.pop() if self._pool else [
+            np.empty(s.shape, s.dtype) for s in self._temp_specs]
+        outs = [np.empty(s.shape, s.dtype) for s in self._output_specs]
+        groups = {"input": inputs, "const": self.consts, "temp": temps, "output": outs}
+        self.function(*[groups[role][i] for role, i in self._layout], *self.blas)
+        self._pool.append(temps)
+        return [self._output(atom, inputs, outs) for atom in self.generated.output_atoms]
+
+    def _output(self, atom, inputs, outs):
+        kind, where = atom
+        if kind == "buffer":
+            return outs[self._output_index[where]]
+        if kind == "input":
+            return np.array(inputs[where])  # a fresh array: inputs are never aliased
+        if kind == "const":
+            return np.array(self.consts[where])
+        return np.array(where)

@@ -1,0 +1,345 @@
+"""jit: compiled programs agree with eager execution; the trace cache, errors and introspection.
+
+Compiled programs are cached on disk by Numba, so examples are derandomised: the same
+programs are generated on every run and later runs load them instead of compiling.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prim_cases import CASES, primitive_case
+
+import fnbrrr
+import fnbrrr.numpy as jnp
+from fnbrrr import core, lax
+
+JIT_SETTINGS = settings(max_examples=3, deadline=None, derandomize=True,
+                        suppress_health_check=list(HealthCheck))
+PRIMITIVES = sorted(n for n in CASES if n in core.primitives)
+
+
+def _assert_same(compiled, eager, name=""):
+    compiled, eager = np.asarray(compiled), np.asarray(eager)
+    assert compiled.shape == eager.shape, name
+    assert compiled.dtype == eager.dtype, name
+    if eager.dtype.kind == "f":
+        np.testing.assert_allclose(compiled, eager, rtol=2e-6, atol=1e-6, err_msg=name)
+    else:
+        np.testing.assert_array_equal(compiled, eager, err_msg=name)
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+@JIT_SETTINGS
+@given(data=st.data())
+def test_every_primitive_compiles_to_its_eager_result(name, data):
+    case = data.draw(primitive_case(name))
+    prim = core.primitives[name]
+
+    def program(*args):
+        return prim.bind(*args, **case.params)
+
+    eager = program(*case.args)
+    compiled = fnbrrr.jit(program)(*case.args)
+    if prim.multiple_results:
+        for c, e in zip(compiled, eager):
+            _assert_same(c, e, name)
+    else:
+        _assert_same(compiled, eager, name)
+
+
+# --- random programs ---------------------------------------------------------------------------
+
+UNARY = [jnp.sin, jnp.tanh, jnp.exp, lambda x: x * 2.0, lambda x: -x, jnp.abs, lambda x: x ** 2,
+         lambda x: jnp.maximum(x, 0.0), lambda x: jnp.log1p(jnp.abs(x))]
+BINARY = [lambda x, y: x + y, lambda x, y: x * y, lambda x, y: x - y,
+          lambda x, y: jnp.where(x > y, x, y), lambda x, y: x / (1.0 + y * y)]
+REDUCE = [lambda x: jnp.sum(x, axis=0), lambda x: jnp.max(x, axis=-1, keepdims=True),
+          lambda x: jnp.mean(x), lambda x: x.T]
+
+
+@st.composite
+def random_program(draw):
+    """A small random expression graph over two (3, 4) inputs."""
+    ops = []
+    n_values = 2
+    for _ in range(draw(st.integers(1, 7))):
+        kind = draw(st.sampled_from(["unary", "binary", "reduce"]))
+        if kind == "unary":
+            ops.append(("unary", draw(st.integers(0, len(UNARY) - 1)),
+                        draw(st.integers(0, n_values - 1))))
+        elif kind == "binary":
+            ops.append(("binary", draw(st.integers(0, len(BINARY) - 1)),
+                        draw(st.integers(0, n_values - 1)), draw(st.integers(0, n_values - 1))))
+        else:
+            ops.append(("reduce", draw(st.integers(0, len(REDUCE) - 1)),
+                        draw(st.integers(0, n_values - 1))))
+        n_values += 1
+    outputs = sorted(set(draw(st.lists(st.integers(0, n_values - 1), min_size=1, max_size=3))))
+    return ops, outputs
+
+
+def _run_program(ops, outputs, x, y):
+    values = [x, y]
+    for op in ops:
+        if op[0] == "unary":
+            values.append(UNARY[op[1]](values[op[2]]))
+        elif op[0] == "binary":
+            a, b = values[op[2]], values[op[3]]
+            try:
+                values.append(BINARY[op[1]](a, b))
+            except ValueError:  # incompatible shapes after a reduction: use a
+                values.append(a)
+        else:
+            values.append(REDUCE[op[1]](values[op[2]]))
+    return [values[i] for i in outputs]
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(program=random_program())
+def test_random_programs_compile_to_their_eager_results(program):
+    ops, outputs = program
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(3, 4)).astype(np.float32))
+    y = jnp.asarray(rng.normal(size=(3, 4)).astype(np.float32))
+    eager = _run_program(ops, outputs, x, y)
+    compiled = fnbrrr.jit(lambda a, b: _run_program(ops, outputs, a, b))(x, y)
+    for c, e in zip(compiled, eager):
+        np.testing.assert_allclose(np.asarray(c), np.asarray(e), rtol=1e-5, atol=1e-6)
+
+
+# --- the trace cache -----------------------------------------------------------------------------
+
+
+def test_same_signature_traces_once_and_python_scalars_do_not_retrace():
+    f = fnbrrr.jit(lambda x, s: x * s + 1.0)
+    x = jnp.ones(3)
+    f(x, 2.0)
+    f(x, 3.0)
+    np.testing.assert_allclose(np.asarray(f(x, 4.0)), np.full(3, 5.0))
+    assert f.trace_count == 1
+    f(jnp.ones(4), 2.0)  # a new shape retraces
+    assert f.trace_count == 2
+    f(jnp.ones(4, dtype=jnp.int32), 2.0)  # a new dtype retraces
+    assert f.trace_count == 3
+
+
+def test_pytree_structure_is_part_of_the_signature():
+    f = fnbrrr.jit(lambda tree: tree["a"] * 2 + tree["b"])
+    f({"a": jnp.ones(2), "b": jnp.ones(2)})
+    f({"a": jnp.zeros(2), "b": jnp.ones(2)})
+    assert f.trace_count == 1
+    out = f({"a": jnp.ones(2), "b": 3.0})
+    np.testing.assert_allclose(np.asarray(out), [5.0, 5.0])
+    assert f.trace_count == 2
+
+
+def test_static_arguments_key_the_cache_and_must_be_hashable():
+    def power(x, n):
+        out = x
+        for _ in range(n - 1):
+            out = out * x
+        return out
+
+    f = fnbrrr.jit(power, static_argnums=1)
+    np.testing.assert_allclose(np.asarray(f(jnp.full(2, 2.0), 3)), [8.0, 8.0])
+    np.testing.assert_allclose(np.asarray(f(jnp.full(2, 2.0), 4)), [16.0, 16.0])
+    assert f.trace_count == 2
+    g = fnbrrr.jit(lambda x, shape: jnp.reshape(x, shape), static_argnames="shape")
+    assert g(jnp.ones(6), shape=(2, 3)).shape == (2, 3)
+    with pytest.raises(TypeError, match="hashable"):
+        fnbrrr.jit(lambda x, s: x, static_argnums=1)(jnp.ones(2), [1, 2])
+
+
+def test_traced_value_in_python_control_flow_raises_with_guidance():
+    def f(x):
+        if x.sum() > 0:
+            return x
+        return -x
+
+    with pytest.raises(TypeError) as info:
+        fnbrrr.jit(f)(jnp.ones(3))
+    assert isinstance(info.value, core.ConcretizationTypeError)
+    message = str(info.value)
+    assert "f32[]" in message and "`f`" in message and "test_jit.py" in message
+    assert "lax.cond" in message and "static" in message
+
+
+def test_shapes_are_static_inside_the_trace():
+    f = fnbrrr.jit(lambda x: x.reshape(x.shape[0] * x.shape[1]))
+    assert f(jnp.ones((2, 3))).shape == (6,)
+
+
+def test_inputs_are_never_mutated_and_results_are_fresh():
+    x_np = np.arange(6, dtype=np.float32)
+    x = jnp.asarray(x_np)
+    f = fnbrrr.jit(lambda a: a.at[0].set(100.0))
+    out = f(x)
+    assert float(out[0]) == 100.0
+    np.testing.assert_array_equal(np.asarray(x), np.arange(6, dtype=np.float32))
+    identity = fnbrrr.jit(lambda a: a)
+    first, second = identity(x), identity(x)
+    assert np.shares_memory(np.asarray(first), np.asarray(second)) is False
+
+
+def test_concurrent_calls_from_threads_give_correct_results():
+    f = fnbrrr.jit(lambda x: jnp.tanh(x) * 2.0 + jnp.sum(x))
+    inputs = [jnp.full((64,), float(i)) for i in range(8)]
+    expected = [np.asarray(f(x)) for x in inputs]
+    results: dict = {}
+
+    def worker(i):
+        for _ in range(50):
+            results.setdefault(i, []).append(np.asarray(f(inputs[i])))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(8):
+        for r in results[i]:
+            np.testing.assert_array_equal(r, expected[i])
+
+
+def test_disable_jit_runs_eagerly():
+    calls = []
+
+    def f(x):
+        calls.append(type(x).__name__)
+        return x + 1
+
+    fnbrrr.config.update("jax_disable_jit", True)
+    try:
+        out = fnbrrr.jit(f)(jnp.ones(2))
+    finally:
+        fnbrrr.config.update("jax_disable_jit", False)
+    np.testing.assert_allclose(np.asarray(out), [2.0, 2.0])
+    assert calls == ["ArrayImpl"]
+
+
+def test_none_leaves_pass_through_and_kwargs_are_accepted():
+    f = fnbrrr.jit(lambda x, extra=None, *, scale: (x * scale, None))
+    out, nothing = f(jnp.ones(2), scale=3.0)
+    assert nothing is None
+    np.testing.assert_allclose(np.asarray(out), [3.0, 3.0])
+
+
+def test_decorator_and_partial_forms():
+    import functools
+
+    @fnbrrr.jit
+    def double(x):
+        return x * 2
+
+    assert float(double(jnp.asarray(2.0))) == 4.0
+    scaled = fnbrrr.jit(functools.partial(lambda s, x: x * s, 3.0))
+    assert float(scaled(jnp.asarray(2.0))) == 6.0
+
+
+# --- introspection -------------------------------------------------------------------------------
+
+
+def test_lowered_text_shows_the_fused_kernel_with_ir_comments():
+    def gelu(x):
+        return 0.5 * x * (1.0 + jnp.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
+
+    text = fnbrrr.jit(gelu).lower(jnp.ones(1000)).as_text()
+    assert "@numba.njit(cache=True" in text
+    assert text.count("for ") == 1, "an elementwise chain is one loop"
+    assert "= tanh" in text and "= integer_pow[y=3]" in text
+    assert "test_jit.py" in text  # the user's source line is in the comments
+
+
+def test_compile_returns_a_callable_with_cost_analysis():
+    compiled = fnbrrr.jit(lambda a, b: a @ b).lower(jnp.ones((4, 5)), jnp.ones((5, 3))).compile()
+    out = compiled(jnp.ones((4, 5)), jnp.ones((5, 3)))
+    np.testing.assert_allclose(np.asarray(out), np.full((4, 3), 5.0))
+    cost = compiled.cost_analysis()
+    assert cost["flops"] == 2 * 4 * 3 * 5
+    assert cost["transcendentals"] == 0
+    assert cost["bytes accessed"] == (4 * 5 + 5 * 3 + 4 * 3) * 4
+
+
+def test_matmul_transposes_become_blas_flags_not_copies():
+    text = fnbrrr.jit(lambda a, b: a.T @ b).lower(jnp.ones((5, 4)), jnp.ones((5, 3))).as_text()
+    assert "materialise" not in text and "ascontiguousarray" not in text
+    assert "112" in text  # CblasTrans
+
+
+def test_nested_jit_is_inlined():
+    inner = fnbrrr.jit(lambda x: jnp.sin(x) * 2)
+    outer = fnbrrr.jit(lambda x: inner(x) + 1)
+    text = outer.lower(jnp.ones(3)).as_text()
+    assert "pjit" not in text.split("@numba.njit")[1]
+    np.testing.assert_allclose(np.asarray(outer(jnp.ones(3))), np.sin(np.ones(3)) * 2 + 1,
+                               rtol=1e-6)
+
+
+# --- composition with the other transformations --------------------------------------------------
+
+
+def _loss(w, x):
+    return jnp.sum(jnp.tanh(x @ w) ** 2)
+
+
+def test_grad_of_jit_and_jit_of_grad_match_eager():
+    w = jnp.asarray(np.linspace(-1, 1, 6, dtype=np.float32).reshape(3, 2))
+    x = jnp.asarray(np.linspace(-2, 2, 12, dtype=np.float32).reshape(4, 3))
+    eager = np.asarray(fnbrrr.grad(_loss)(w, x))
+    np.testing.assert_allclose(np.asarray(fnbrrr.grad(fnbrrr.jit(_loss))(w, x)), eager,
+                               rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(fnbrrr.jit(fnbrrr.grad(_loss))(w, x)), eager,
+                               rtol=1e-5)
+
+
+def test_vmap_of_jit_and_jit_of_grad_of_vmap_match_eager():
+    w = jnp.asarray(np.linspace(-1, 1, 6, dtype=np.float32).reshape(3, 2))
+    xs = jnp.asarray(np.linspace(-2, 2, 24, dtype=np.float32).reshape(2, 4, 3))
+    eager = np.asarray(fnbrrr.vmap(_loss, in_axes=(None, 0))(w, xs))
+    np.testing.assert_allclose(
+        np.asarray(fnbrrr.vmap(fnbrrr.jit(_loss), in_axes=(None, 0))(w, xs)), eager, rtol=1e-5)
+
+    def total(w, xs):
+        return jnp.sum(fnbrrr.vmap(_loss, in_axes=(None, 0))(w, xs))
+
+    np.testing.assert_allclose(np.asarray(fnbrrr.jit(fnbrrr.grad(total))(w, xs)),
+                               np.asarray(fnbrrr.grad(total)(w, xs)), rtol=1e-5)
+
+
+def test_jvp_of_jit_matches_eager():
+    f = fnbrrr.jit(lambda x: jnp.sin(x) * x)
+    x, t = jnp.asarray([0.5, 1.0]), jnp.asarray([1.0, 2.0])
+    out, tangent = fnbrrr.jvp(f, (x,), (t,))
+    expected = (np.cos([0.5, 1.0]) * [0.5, 1.0] + np.sin([0.5, 1.0])) * [1.0, 2.0]
+    np.testing.assert_allclose(np.asarray(tangent), expected, rtol=1e-5)
+
+
+def test_a_new_process_loads_the_compiled_program_from_the_disk_cache(tmp_path):
+    script = (
+        "import fnbrrr, fnbrrr.numpy as jnp\n"
+        "f = fnbrrr.jit(lambda x: jnp.tanh(x) * 3.0 + 1.0)\n"
+        "print(float(f(jnp.ones(5)).sum()))\n"
+    )
+    env = {**os.environ, "FNBRRR_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, check=True)
+    assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
+    assert "data saved" in first.stdout + first.stderr
+    assert "data loaded" in second.stdout + second.stderr
+    assert "data saved" not in second.stdout + second.stderr
+
+
+def test_lax_functions_work_under_jit_with_scalars():
+    f = fnbrrr.jit(lambda x: lax.max(x, 0.0) + lax.integer_pow(x, 2))
+    np.testing.assert_allclose(np.asarray(f(jnp.asarray([-1.0, 2.0]))), [1.0, 6.0])

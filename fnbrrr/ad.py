@@ -58,8 +58,11 @@ __all__ = [
     "ReverseTracer",
     "check_grads",
     "checkpoint",
+    "checkpoint_p",
     "custom_jvp",
+    "custom_jvp_call_p",
     "custom_vjp",
+    "custom_vjp_call_p",
     "grad",
     "hessian",
     "jacfwd",
@@ -159,8 +162,10 @@ def _collect_paths(x, path: str, out: list[str]) -> None:
     if isinstance(x, tuple) and hasattr(x, "_fields") and len(x._fields) == len(children):
         labels = [f".{f}" for f in x._fields]
     elif isinstance(x, dict):
-        keys = tree_flatten({k: k for k in x} if type(x) is dict else type(x)(
-            (k, k) for k in x), is_leaf=lambda y: not isinstance(y, dict))[0]
+        keys = tree_flatten(
+            {k: k for k in x} if type(x) is dict else type(x)((k, k) for k in x),
+            is_leaf=lambda y: not isinstance(y, dict),
+        )[0]
         labels = [f"[{k!r}]" for k in keys] if len(keys) == len(children) else None
     else:
         labels = None
@@ -174,8 +179,9 @@ def _describe(aval: ShapedArray) -> str:
     return aval.str_short()
 
 
-def _flatten_fun(fun: Callable, in_tree: PyTreeDef, has_aux: bool = False, kwargs=None,
-                 name: str | None = None):
+def _flatten_fun(
+    fun: Callable, in_tree: PyTreeDef, has_aux: bool = False, kwargs=None, name: str | None = None
+):
     """`fun` on flat leaves: returns (flat_fun, store); store gets 'out_tree' (and 'aux')."""
     store: dict[str, Any] = {}
     kwargs = kwargs or {}
@@ -337,9 +343,7 @@ def jvp_flat(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list
       [Array(1., dtype=float32, weak_type=True)]
     """
     primals_out, tangents_out, _ = _jvp_core(fun, primals, tangents)
-    return primals_out, [
-        _instantiate(t, get_aval(p)) for p, t in zip(primals_out, tangents_out)
-    ]
+    return primals_out, [_instantiate(t, get_aval(p)) for p, t in zip(primals_out, tangents_out)]
 
 
 def _check_tangent_arg(primal, tangent, paths: _LazyPaths, i: int, what: str):
@@ -367,9 +371,7 @@ def _check_tangent_arg(primal, tangent, paths: _LazyPaths, i: int, what: str):
     return _as_array(tangent)
 
 
-def jvp(
-    fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False
-) -> tuple:
+def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False) -> tuple:
     """Forward-mode Jacobian-vector product of `fun` at `primals` along `tangents`.
 
     Args:
@@ -406,8 +408,9 @@ def jvp(
         )
     paths = _LazyPaths(lambda: _leaf_paths(tuple(primals), "primals"))
     flat_p = _checked_inputs(flat_p, paths, "jvp")
-    flat_t = [_check_tangent_arg(p, t, paths, i, "jvp")
-              for i, (p, t) in enumerate(zip(flat_p, flat_t))]
+    flat_t = [
+        _check_tangent_arg(p, t, paths, i, "jvp") for i, (p, t) in enumerate(zip(flat_p, flat_t))
+    ]
     flat_fun, store = _flatten_fun(fun, in_tree, has_aux)
     out_p, out_t, main = _jvp_core(flat_fun, flat_p, flat_t)
     out_t = [_instantiate(t, get_aval(p)) for p, t in zip(out_p, out_t)]
@@ -900,8 +903,9 @@ def _split_args(fun, argnums, args, what, allow_int=False):
     their values in `args`) and passes keyword arguments through.
     """
     multiple = not isinstance(argnums, int)
-    nums = _normalize_argnums(tuple(argnums) if multiple else (argnums,), len(args),
-                              _fun_name(fun), what)
+    nums = _normalize_argnums(
+        tuple(argnums) if multiple else (argnums,), len(args), _fun_name(fun), what
+    )
 
     def partial_fun(*dyn_args, **kwargs):
         full = list(args)
@@ -985,7 +989,7 @@ def _std_basis(avals: list[ShapedArray]) -> tuple[int, list]:
     eye = np.eye(total)
     blocks, start = [], 0
     for aval, n in zip(avals, sizes):
-        block = eye[:, start:start + n].reshape((total, *aval.shape)).astype(aval.dtype)
+        block = eye[:, start : start + n].reshape((total, *aval.shape)).astype(aval.dtype)
         blocks.append(ArrayImpl(block, False))
         start += n
     return total, blocks
@@ -1097,8 +1101,9 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         per_out, start = [], 0
         for out_aval in out_avals:
             per_in = [
-                _lax().reshape(_rows(rows, start, out_aval.size, total),
-                               (*out_aval.shape, *aval.shape))
+                _lax().reshape(
+                    _rows(rows, start, out_aval.size, total), (*out_aval.shape, *aval.shape)
+                )
                 for rows, aval in zip(rows_per_in, in_avals)
             ]
             per_out.append(_unflatten_inner(in_tree, per_in, multiple))
@@ -1140,7 +1145,9 @@ stop_gradient_p = Primitive("stop_gradient", differentiable=False)
 stop_gradient_p.impl = lambda x: x
 stop_gradient_p.abstract_eval = lambda x: x
 stop_gradient_p.jvp = lambda primals, tangents: (
-    stop_gradient_p.bind(primals[0]), Zero(get_aval(primals[0])))
+    stop_gradient_p.bind(primals[0]),
+    Zero(get_aval(primals[0])),
+)
 stop_gradient_p.vjp = lambda ct, ans, x: [None]
 stop_gradient_p.batch = lambda vals, dims: (stop_gradient_p.bind(vals[0]), dims[0])
 stop_gradient_p.doc = "identity on values; its derivative (of any order) is zero"
@@ -1187,7 +1194,11 @@ def _stage_call(flat_fun: Callable, flat_args: Sequence, name: str):
 
 
 def _closure_convert(jaxpr: Jaxpr, consts: Sequence):
-    """Concrete constants stay in the ClosedJaxpr; tracer constants become leading inputs."""
+    """Concrete constants stay in the ClosedJaxpr; tracer constants become leading inputs.
+
+    Returns `(closed_jaxpr, hoisted)`: bind the call on `(*hoisted, *args)`. (Also used by
+    `fnbrrr.jit.api` for the pjit primitive.)
+    """
     kept_vars, kept, hoisted_vars, hoisted = [], [], [], []
     for var, value in zip(jaxpr.constvars, consts):
         if isinstance(value, Tracer):
@@ -1406,8 +1417,9 @@ class custom_jvp:  # noqa: N801  (JAX's name)
         args = _resolve_kwargs(self.fun, args, kwargs)
         if core.current_level() == 0:  # nothing to transform: just run it
             return self.fun(*args)
-        dyn_idx, dyn, flat, in_tree = _flat_args_of(self.fun, args, self.nondiff_argnums,
-                                                    "custom_jvp")
+        dyn_idx, dyn, flat, in_tree = _flat_args_of(
+            self.fun, args, self.nondiff_argnums, "custom_jvp"
+        )
 
         def flat_fun(*leaves):
             out = self.fun(*_with_dyn(args, dyn_idx, tree_unflatten(in_tree, leaves)))
@@ -1417,11 +1429,13 @@ class custom_jvp:  # noqa: N801  (JAX's name)
         store: dict[str, Any] = {}
         call_jaxpr, hoisted = _stage_call(flat_fun, flat, name)
         nondiff = [args[i] for i in self.nondiff_argnums]
-        rule = _flat_jvp_rule(self.jvp, nondiff, in_tree, store["out_tree"],
-                              call_jaxpr.out_avals, name)
+        rule = _flat_jvp_rule(
+            self.jvp, nondiff, in_tree, store["out_tree"], call_jaxpr.out_avals, name
+        )
         rule.closed_over = tuple(hoisted)
-        outs = custom_jvp_call_p.bind(*hoisted, *flat, call_jaxpr=call_jaxpr, jvp=rule,
-                                      num_consts=len(hoisted))
+        outs = custom_jvp_call_p.bind(
+            *hoisted, *flat, call_jaxpr=call_jaxpr, jvp=rule, num_consts=len(hoisted)
+        )
         return tree_unflatten(store["out_tree"], outs)
 
 
@@ -1527,8 +1541,13 @@ def _custom_jvp_call_batch(vals, dims, *, call_jaxpr, jvp, num_consts):
 
     batched_rule.__name__ = f"vmap({jvp.__name__})"
     batched_rule.closed_over = (*hoisted, *jvp.closed_over)
-    outs = custom_jvp_call_p.bind(*hoisted, *vals, call_jaxpr=batched_jaxpr, jvp=batched_rule,
-                                  num_consts=len(hoisted) + num_consts)
+    outs = custom_jvp_call_p.bind(
+        *hoisted,
+        *vals,
+        call_jaxpr=batched_jaxpr,
+        jvp=batched_rule,
+        num_consts=len(hoisted) + num_consts,
+    )
     return outs, [0] * num_outs
 
 
@@ -1574,8 +1593,13 @@ class custom_vjp:  # noqa: N801  (JAX's name)
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
 
-    def defvjp(self, fwd: Callable, bwd: Callable, symbolic_zeros: bool = False,
-               optimize_remat: bool = False) -> None:
+    def defvjp(
+        self,
+        fwd: Callable,
+        bwd: Callable,
+        symbolic_zeros: bool = False,
+        optimize_remat: bool = False,
+    ) -> None:
         """Register the forward pass `fwd(*args) -> (out, res)` and `bwd(res, g) -> tuple`."""
         if symbolic_zeros:
             raise NotImplementedError("custom_vjp.defvjp(symbolic_zeros=True) is not supported")
@@ -1591,8 +1615,9 @@ class custom_vjp:  # noqa: N801  (JAX's name)
         args = _resolve_kwargs(self.fun, args, kwargs)
         if core.current_level() == 0:
             return self.fun(*args)
-        dyn_idx, dyn, flat, in_tree = _flat_args_of(self.fun, args, self.nondiff_argnums,
-                                                    "custom_vjp")
+        dyn_idx, dyn, flat, in_tree = _flat_args_of(
+            self.fun, args, self.nondiff_argnums, "custom_vjp"
+        )
 
         def flat_fun(*leaves):
             out = self.fun(*_with_dyn(args, dyn_idx, tree_unflatten(in_tree, leaves)))
@@ -1601,16 +1626,25 @@ class custom_vjp:  # noqa: N801  (JAX's name)
 
         store: dict[str, Any] = {}
         call_jaxpr, hoisted = _stage_call(flat_fun, flat, name)
-        fwd, bwd = _flat_fwd_bwd(self, args, dyn_idx, dyn, in_tree, store["out_tree"],
-                                 call_jaxpr.out_avals, [get_aval(x) for x in flat], name)
+        fwd, bwd = _flat_fwd_bwd(
+            self,
+            args,
+            dyn_idx,
+            dyn,
+            in_tree,
+            store["out_tree"],
+            call_jaxpr.out_avals,
+            [get_aval(x) for x in flat],
+            name,
+        )
         fwd.closed_over = tuple(hoisted)
-        outs = custom_vjp_call_p.bind(*hoisted, *flat, call_jaxpr=call_jaxpr, fwd=fwd, bwd=bwd,
-                                      num_consts=len(hoisted))
+        outs = custom_vjp_call_p.bind(
+            *hoisted, *flat, call_jaxpr=call_jaxpr, fwd=fwd, bwd=bwd, num_consts=len(hoisted)
+        )
         return tree_unflatten(store["out_tree"], outs)
 
 
-def _flat_fwd_bwd(cv: custom_vjp, args, dyn_idx, dyn, in_tree, out_tree, out_avals, in_avals,
-                  name):
+def _flat_fwd_bwd(cv: custom_vjp, args, dyn_idx, dyn, in_tree, out_tree, out_avals, in_avals, name):
     """The user's fwd and bwd on flat lists of leaves."""
     nondiff = [args[i] for i in cv.nondiff_argnums]
     res_tree: list[PyTreeDef] = []
@@ -1717,8 +1751,14 @@ def _custom_vjp_call_batch(vals, dims, *, call_jaxpr, fwd, bwd, num_consts):
     batched_fwd.__name__ = fwd.__name__
     batched_fwd.closed_over = (*hoisted, *fwd.closed_over)
     batched_bwd.__name__ = f"vmap({bwd.__name__})"
-    outs = custom_vjp_call_p.bind(*hoisted, *vals, call_jaxpr=batched_jaxpr, fwd=batched_fwd,
-                                  bwd=batched_bwd, num_consts=len(hoisted) + num_consts)
+    outs = custom_vjp_call_p.bind(
+        *hoisted,
+        *vals,
+        call_jaxpr=batched_jaxpr,
+        fwd=batched_fwd,
+        bwd=batched_bwd,
+        num_consts=len(hoisted) + num_consts,
+    )
     return outs, [0] * len(out_avals)
 
 
@@ -1790,7 +1830,8 @@ def checkpoint(
         def flat_fun(*dyn_leaves):
             it = iter(dyn_leaves)
             call_args, call_kwargs = tree_unflatten(
-                in_tree, [next(it) if d else x for x, d in zip(leaves, dynamic)])
+                in_tree, [next(it) if d else x for x, d in zip(leaves, dynamic)]
+            )
             out_flat, store["out_tree"] = tree_flatten(fun(*call_args, **call_kwargs))
             return out_flat
 
@@ -1812,8 +1853,8 @@ def _is_dynamic_leaves(leaves, in_tree, static_idx, nargs) -> list[bool]:
         owner += [i] * in_tree.children()[0].children()[i].num_leaves
     owner += [None] * (len(leaves) - len(owner))
     return [
-        o not in static_idx and isinstance(x, (Tracer, ArrayImpl, np.ndarray, np.generic,
-                                                float, int))
+        o not in static_idx
+        and isinstance(x, (Tracer, ArrayImpl, np.ndarray, np.generic, float, int))
         for x, o in zip(leaves, owner)
     ]
 
@@ -1822,8 +1863,7 @@ def _checkpoint_jvp(primals, tangents, *, call_jaxpr, **params):
     nonzero = [not is_zero(t) for t in tangents]
     jvp_jaxpr, hoisted = _jvp_call_jaxpr(call_jaxpr, nonzero)
     nonzero_tangents = [t for t in tangents if not is_zero(t)]
-    outs = checkpoint_p.bind(*hoisted, *primals, *nonzero_tangents, call_jaxpr=jvp_jaxpr,
-                             **params)
+    outs = checkpoint_p.bind(*hoisted, *primals, *nonzero_tangents, call_jaxpr=jvp_jaxpr, **params)
     num_outs = len(call_jaxpr.out_avals)
     return outs[:num_outs], outs[num_outs:]
 
@@ -1876,8 +1916,7 @@ def jvp_of_primitive(primitive: Primitive, primals: Sequence, tangents: Sequence
       (Array(0., dtype=float32, weak_type=True), Array(1., dtype=float32, weak_type=True))
     """
     primals = [_as_array(p) for p in primals]
-    tangents = [Zero(get_aval(p)) if t is None else _as_array(t)
-                for p, t in zip(primals, tangents)]
+    tangents = [Zero(get_aval(p)) if t is None else _as_array(t) for p, t in zip(primals, tangents)]
     outs, tangents_out = jvp_flat(_bind_as_list(primitive, params), primals, tangents)
     if primitive.multiple_results:
         return outs, tangents_out
@@ -1908,8 +1947,9 @@ def vjp_of_primitive(primitive: Primitive, primals: Sequence, cotangent, **param
     return pullback([_as_array(c) for c in cts])
 
 
-def numerical_jvp(fun: Callable, primals: Sequence, tangents: Sequence,
-                  eps: float = 1e-3) -> list[np.ndarray]:
+def numerical_jvp(
+    fun: Callable, primals: Sequence, tangents: Sequence, eps: float = 1e-3
+) -> list[np.ndarray]:
     """Central finite differences `(f(x + eps t) - f(x - eps t)) / (2 eps)`, per output.
 
     Args:
@@ -1997,18 +2037,42 @@ def _check_grads(fun, args, order, modes, atol, rtol, eps, rng):
     if "fwd" in modes:
         _, got = jvp(lambda *a: _as_list(fun(*a)), tuple(args), tuple(tangents))
         for g, e in zip(got, expected):
-            np.testing.assert_allclose(np.asarray(g, np.float64), e, atol=atol, rtol=rtol,
-                                       err_msg=f"jvp of {_fun_name(fun)} vs finite differences")
-        _check_grads(lambda *a: _as_list(jvp(fun, tuple(a), tuple(tangents))[1]), args,
-                     order - 1, modes, atol, rtol, eps, rng)
+            np.testing.assert_allclose(
+                np.asarray(g, np.float64),
+                e,
+                atol=atol,
+                rtol=rtol,
+                err_msg=f"jvp of {_fun_name(fun)} vs finite differences",
+            )
+        _check_grads(
+            lambda *a: _as_list(jvp(fun, tuple(a), tuple(tangents))[1]),
+            args,
+            order - 1,
+            modes,
+            atol,
+            rtol,
+            eps,
+            rng,
+        )
     if "rev" in modes:
         outs, vjp_fn = vjp(lambda *a: _as_list(fun(*a)), *args)
         cts = [_random_like(o, rng) for o in outs]
         got_cts = vjp_fn(cts)
         lhs = sum(float(np.vdot(np.asarray(c, np.float64), e)) for c, e in zip(cts, expected))
-        rhs = sum(float(np.vdot(np.asarray(c, np.float64), np.asarray(t, np.float64)))
-                  for c, t in zip(got_cts, tangents))
-        np.testing.assert_allclose(rhs, lhs, atol=atol, rtol=rtol,
-                                   err_msg=f"vjp of {_fun_name(fun)} vs finite differences")
-        _check_grads(lambda *a: list(vjp(lambda *b: _as_list(fun(*b)), *a)[1](cts)), args,
-                     order - 1, modes, atol, rtol, eps, rng)
+        rhs = sum(
+            float(np.vdot(np.asarray(c, np.float64), np.asarray(t, np.float64)))
+            for c, t in zip(got_cts, tangents)
+        )
+        np.testing.assert_allclose(
+            rhs, lhs, atol=atol, rtol=rtol, err_msg=f"vjp of {_fun_name(fun)} vs finite differences"
+        )
+        _check_grads(
+            lambda *a: list(vjp(lambda *b: _as_list(fun(*b)), *a)[1](cts)),
+            args,
+            order - 1,
+            modes,
+            atol,
+            rtol,
+            eps,
+            rng,
+        )

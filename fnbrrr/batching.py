@@ -10,7 +10,8 @@ Layers, as in Autodidax: `vmap_flat` maps a function of a flat list of arrays; `
 pytrees, `in_axes`/`out_axes` prefixes, checks and error messages that name the argument.
 
 Helpers for rule writers: `not_mapped`, `moveaxis`, `bdim_at_front`, `broadcast_batch`,
-`vectorized_batch_rule`.
+`batch_size`, `vectorized_batch_rule`; and `batch_jaxpr` for primitives that hold IR
+(jit, control flow).
 """
 
 from __future__ import annotations
@@ -442,7 +443,7 @@ def _place_outputs(
                     f"(shape {get_aval(val).shape}, batch axis {bdim}) depends on the mapped "
                     "axis; give it an integer out_axes"
                 )
-            outs.append(val)
+            outs.append(_as_array(val))
             continue
         ndim = get_aval(val).ndim + (bdim is None)  # rank of the stacked output
         if not -ndim <= axis < ndim:
@@ -454,6 +455,14 @@ def _place_outputs(
         axis %= ndim
         outs.append(broadcast_batch(val, size, axis) if bdim is None else moveaxis(val, bdim, axis))
     return outs
+
+
+def _as_array(val: Any) -> Any:
+    """Outputs are fnbrrr Arrays even when `fun` returned a Python scalar or NumPy value."""
+    if isinstance(val, (ArrayImpl, Tracer)):
+        return val
+    aval = get_aval(val)
+    return ArrayImpl(np.asarray(val, aval.dtype), aval.weak_type)
 
 
 def _example_shape(val: Any, bdim: BatchDim) -> tuple[int, ...]:

@@ -104,8 +104,9 @@ def f32(v):
 
 
 def close(a, b, rtol=1e-5, atol=1e-6):
-    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                               rtol=rtol, atol=atol)
+    np.testing.assert_allclose(
+        np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol
+    )
 
 
 @pytest.fixture
@@ -155,12 +156,12 @@ class Box:
 
 def test_grad_closed_forms():
     close(grad(jnp.sin)(0.7), math.cos(0.7))
-    close(grad(lambda x: x ** 3)(2.0), 12.0)
+    close(grad(lambda x: x**3)(2.0), 12.0)
     close(grad(lambda x: jnp.sum(jnp.exp(x)))(jnp.array([0.0, 1.0])), [1.0, math.e])
 
 
 def test_grad_argnums_int_and_tuple():
-    f = lambda x, y: x * y ** 2
+    f = lambda x, y: x * y**2
     close(grad(f, argnums=1)(3.0, 2.0), 12.0)
     gx, gy = grad(f, argnums=(0, 1))(3.0, 2.0)
     close(gx, 4.0)
@@ -172,7 +173,7 @@ def test_grad_argnums_int_and_tuple():
 
 
 def test_grad_keyword_arguments_pass_through():
-    f = lambda x, scale=1.0: scale * x ** 2
+    f = lambda x, scale=1.0: scale * x**2
     close(grad(f)(3.0, scale=10.0), 60.0)
 
 
@@ -181,8 +182,7 @@ def test_grad_keeps_pytree_structure_and_dtype():
 
     def loss(p):
         w = p["a"][1]
-        return (jnp.sum(p["a"][0] * 3.0) + jnp.sum(w.w) * w.b
-                + jnp.sum(p["box"].value ** 2))
+        return jnp.sum(p["a"][0] * 3.0) + jnp.sum(w.w) * w.b + jnp.sum(p["box"].value ** 2)
 
     g = grad(loss)(params)
     assert tree_util.tree_structure(g) == tree_util.tree_structure(params)
@@ -209,14 +209,14 @@ def test_grad_of_unused_argument_is_zero():
 
 
 def test_grad_has_aux():
-    g, aux = grad(lambda x: (x ** 2, {"double": x * 2}), has_aux=True)(3.0)
+    g, aux = grad(lambda x: (x**2, {"double": x * 2}), has_aux=True)(3.0)
     close(g, 6.0)
     close(aux["double"], 6.0)
     assert isinstance(aux["double"], fnbrrr.Array) and not isinstance(aux["double"], core.Tracer)
 
 
 def test_value_and_grad():
-    value, g = value_and_grad(lambda x: jnp.sum(x ** 2))(jnp.array([1.0, 2.0]))
+    value, g = value_and_grad(lambda x: jnp.sum(x**2))(jnp.array([1.0, 2.0]))
     close(value, 5.0)
     close(g, [2.0, 4.0])
     (value, aux), g = value_and_grad(lambda x: (x * 3.0, "note"), has_aux=True)(2.0)
@@ -230,7 +230,7 @@ def test_value_and_grad():
 def test_grad_python_control_flow_on_concrete_values():
     def f(x):
         if x > 0:
-            return x ** 2
+            return x**2
         total = x
         while total < 10.0:
             total = total * 2.0 + 20.0
@@ -252,7 +252,7 @@ def test_grad_errors():
     with pytest.raises(TypeError, match="bool"):
         grad(lambda x: 1.0)(jnp.array(True))
     with pytest.raises((TypeError, ValueError), match="pair"):
-        grad(lambda x: x ** 2, has_aux=True)(1.0)
+        grad(lambda x: x**2, has_aux=True)(1.0)
     with pytest.raises(TypeError, match="argnums"):
         grad(lambda x, y: x * y, argnums=2)(1.0, 2.0)
     with pytest.raises(TypeError, match="real-valued"):
@@ -361,7 +361,7 @@ def test_vjp_cotangent_errors():
 
 
 def test_linearize_matches_jvp():
-    f = lambda x, y: jnp.sin(x) * y + x ** 2
+    f = lambda x, y: jnp.sin(x) * y + x**2
     x, y = jnp.array([0.1, 0.2]), jnp.array([1.0, 3.0])
     out, f_jvp = linearize(f, x, y)
     close(out, f(x, y))
@@ -429,7 +429,7 @@ def test_jacobian_shapes_and_pytrees(jac):
 
 @pytest.mark.parametrize("jac", [jacfwd, jacrev])
 def test_jacobian_has_aux(jac):
-    j, aux = jac(lambda x: (x ** 2, {"sum": jnp.sum(x)}), has_aux=True)(jnp.array([1.0, 2.0]))
+    j, aux = jac(lambda x: (x**2, {"sum": jnp.sum(x)}), has_aux=True)(jnp.array([1.0, 2.0]))
     close(j, np.diag([2.0, 4.0]))
     close(aux["sum"], 3.0)
 
@@ -444,7 +444,7 @@ def test_jacobian_errors():
 
 
 def test_hessian_closed_form():
-    h = hessian(lambda x: jnp.sum(x ** 3) + x[0] * x[1])(jnp.array([1.0, 2.0]))
+    h = hessian(lambda x: jnp.sum(x**3) + x[0] * x[1])(jnp.array([1.0, 2.0]))
     close(h, [[6.0, 1.0], [1.0, 12.0]])
 
 
@@ -465,8 +465,13 @@ def test_hessian_100_parameters_vs_finite_differences(x64):
     h = np.asarray(hessian(_rosenbrock)(jnp.asarray(x)))
     assert h.shape == (100, 100) and h.dtype == np.float64
     eps = 1e-6
-    fd = np.stack([(_rosenbrock_grad_np(x + eps * e) - _rosenbrock_grad_np(x - eps * e)) / (2 * eps)
-                   for e in np.eye(100)], axis=1)
+    fd = np.stack(
+        [
+            (_rosenbrock_grad_np(x + eps * e) - _rosenbrock_grad_np(x - eps * e)) / (2 * eps)
+            for e in np.eye(100)
+        ],
+        axis=1,
+    )
     close(h, fd, rtol=1e-6, atol=1e-5)
     close(h, h.T, rtol=1e-12, atol=1e-12)
     close(np.triu(h, 2), np.zeros((100, 100)), atol=0)  # Rosenbrock's Hessian is tridiagonal
@@ -490,7 +495,7 @@ def test_hessian_vector_product_vs_finite_differences(x64):
 
 def test_higher_order_grads():
     x = 1.3
-    close(grad(grad(grad(lambda x: x ** 4)))(x), 24 * x, rtol=1e-5)
+    close(grad(grad(grad(lambda x: x**4)))(x), 24 * x, rtol=1e-5)
     close(grad(grad(grad(jnp.sin)))(x), -math.cos(x), rtol=1e-5)
     close(grad(grad(grad(grad(jnp.sin))))(x), math.sin(x), rtol=1e-5)
 
@@ -506,8 +511,8 @@ def test_jacfwd_of_jacrev_is_hessian():
 
 
 def test_jvp_of_grad_and_grad_of_jvp():
-    f = lambda x: x ** 3 * jnp.sin(x)
-    d2 = lambda x: 6 * x * math.sin(x) + 6 * x ** 2 * math.cos(x) - x ** 3 * math.sin(x)
+    f = lambda x: x**3 * jnp.sin(x)
+    d2 = lambda x: 6 * x * math.sin(x) + 6 * x**2 * math.cos(x) - x**3 * math.sin(x)
     close(jvp(grad(f), (0.8,), (1.0,))[1], d2(0.8), rtol=1e-5)
     close(grad(lambda x: jvp(f, (x,), (1.0,))[1])(0.8), d2(0.8), rtol=1e-5)
 
@@ -515,7 +520,7 @@ def test_jvp_of_grad_and_grad_of_jvp():
 def test_grad_perturbation_confusion():
     close(grad(lambda x: grad(lambda y: x * y)(1.0))(2.0), 1.0)
     # the inner function closes over the outer variable and is differentiated in both
-    f = lambda x: grad(lambda y: x * y ** 2 + x ** 2 * y)(x)
+    f = lambda x: grad(lambda y: x * y**2 + x**2 * y)(x)
     close(grad(f)(1.5), 6 * 1.5)  # the inner grad is 2xy + x**2 at y = x, i.e. 3 x**2
 
 
@@ -524,7 +529,7 @@ def test_vmap_of_grad_and_grad_of_vmap():
     xs = jnp.array([0.1, 0.5, 2.0])
     close(vmap(grad(f))(xs), [float(grad(f)(x)) for x in xs])
     close(grad(lambda xs: jnp.sum(vmap(f)(xs)))(xs), vmap(grad(f))(xs))
-    hs = vmap(hessian(lambda x: jnp.sum(x ** 3)))(jnp.ones((4, 2)))
+    hs = vmap(hessian(lambda x: jnp.sum(x**3)))(jnp.ones((4, 2)))
     close(hs, np.broadcast_to(6.0 * np.eye(2), (4, 2, 2)))
 
 
@@ -553,8 +558,8 @@ def test_grad_matches_finite_differences(values):
     fnbrrr.config.update("jax_enable_x64", True)
     try:
         x = np.array(values, np.float64)
-        f = lambda z: jnp.sum(jnp.sin(z) * z ** 2 + jnp.exp(-z) * 0.5) * jnp.tanh(jnp.sum(z))
-        f_np = lambda z: np.sum(np.sin(z) * z ** 2 + np.exp(-z) * 0.5) * np.tanh(np.sum(z))
+        f = lambda z: jnp.sum(jnp.sin(z) * z**2 + jnp.exp(-z) * 0.5) * jnp.tanh(jnp.sum(z))
+        f_np = lambda z: np.sum(np.sin(z) * z**2 + np.exp(-z) * 0.5) * np.tanh(np.sum(z))
         close(grad(f)(jnp.asarray(x)), fd_grad(f_np, x), rtol=1e-6, atol=1e-7)
     finally:
         fnbrrr.config.update("jax_enable_x64", previous)
@@ -574,7 +579,7 @@ def test_stop_gradient_values_and_pytrees():
 
 
 def test_stop_gradient_zero_derivative_of_any_order():
-    f = lambda x: x * stop_gradient(x ** 2)  # as if x * c with c = x0 ** 2
+    f = lambda x: x * stop_gradient(x**2)  # as if x * c with c = x0 ** 2
     close(grad(f)(3.0), 9.0)
     close(grad(grad(f))(3.0), 0.0)
     close(grad(lambda x: stop_gradient(jnp.sin(x)))(1.0), 0.0)
@@ -663,12 +668,12 @@ def test_custom_jvp_pytrees_multiple_args_and_nondiff():
 
     @functools.partial(custom_jvp, nondiff_argnums=(0,))
     def power(n, x):
-        return x ** n
+        return x**n
 
     @power.defjvp
     def power_jvp(n, primals, tangents):
         (x,), (t,) = primals, tangents
-        return x ** n, 100.0 * n * t
+        return x**n, 100.0 * n * t
 
     close(grad(power, argnums=1)(3, 2.0), 300.0)
     close(power(3, x=2.0), 8.0)
@@ -782,8 +787,9 @@ def test_custom_vjp_vmap_and_staging():
     gp = vmap(grad(scaled_sum, argnums=1), in_axes=(0, None))(xs, p)
     close(gp["k"], 100.0 * np.asarray(xs))
     # grad of vmap: p is shared across examples, so its cotangents add up
-    gx, gp = grad(lambda xs, p: jnp.sum(vmap(scaled_sum, in_axes=(0, None))(xs, p)),
-                  argnums=(0, 1))(xs, p)
+    gx, gp = grad(
+        lambda xs, p: jnp.sum(vmap(scaled_sum, in_axes=(0, None))(xs, p)), argnums=(0, 1)
+    )(xs, p)
     close(gp["k"], 100.0 * np.asarray(xs).sum(0))
     close(gx, np.broadcast_to([1.0, -1.0], (3, 2)))
     gx_t = grad(lambda xs: jnp.sum(vmap(scaled_sum, in_axes=(1, None))(xs, p)))(xs.T)
@@ -866,8 +872,8 @@ def test_checkpoint_recomputes_forward(counting_sin):
 
 
 def test_checkpoint_composes():
-    f = checkpoint(lambda x: jnp.sin(x) * x ** 2)
-    g = lambda x: jnp.sin(x) * x ** 2
+    f = checkpoint(lambda x: jnp.sin(x) * x**2)
+    g = lambda x: jnp.sin(x) * x**2
     close(grad(grad(f))(0.7), grad(grad(g))(0.7), rtol=1e-5)
     close(jvp(f, (0.7,), (1.0,))[1], grad(g)(0.7), rtol=1e-6)
     close(grad(lambda x: jvp(f, (x,), (1.0,))[1])(0.7), grad(grad(g))(0.7), rtol=1e-5)
@@ -904,8 +910,9 @@ def test_primitive_helpers():
 
 
 def test_check_grads(x64):
-    check_grads(lambda x, y: jnp.sin(x) * y ** 2, (np.array([0.3, 0.8]), np.array([1.5, -2.0])),
-                order=2)
+    check_grads(
+        lambda x, y: jnp.sin(x) * y**2, (np.array([0.3, 0.8]), np.array([1.5, -2.0])), order=2
+    )
 
     @custom_jvp
     def wrong(x):

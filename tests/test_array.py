@@ -21,13 +21,26 @@ def assert_same(actual, expected, dtype=None):
     expected = np.asarray(expected)
     assert actual.dtype == (np.dtype(dtype) if dtype else expected.dtype)
     assert actual.shape == expected.shape
-    np.testing.assert_allclose(np.asarray(actual, np.float64), expected.astype(np.float64),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64), expected.astype(np.float64), rtol=1e-6
+    )
 
 
-BINARY_OPS = [operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
-              operator.mod, operator.pow, operator.lt, operator.le, operator.gt, operator.ge,
-              operator.eq, operator.ne]
+BINARY_OPS = [
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.floordiv,
+    operator.mod,
+    operator.pow,
+    operator.lt,
+    operator.le,
+    operator.gt,
+    operator.ge,
+    operator.eq,
+    operator.ne,
+]
 
 
 @pytest.mark.parametrize("op", BINARY_OPS, ids=lambda op: op.__name__)
@@ -36,8 +49,8 @@ def test_operators_with_arrays_scalars_and_numpy(op):
     bn = np.array([2.0, 0.5, 3.0], np.float32)
     a, b = jnp.asarray(an), jnp.asarray(bn)
     assert_same(op(a, b), op(an, bn))
-    assert_same(op(a, bn), op(an, bn))       # fnbrrr on the left, NumPy on the right
-    assert_same(op(an, b), op(an, bn))       # NumPy on the left gives an fnbrrr result
+    assert_same(op(a, bn), op(an, bn))  # fnbrrr on the left, NumPy on the right
+    assert_same(op(an, b), op(an, bn))  # NumPy on the left gives an fnbrrr result
     assert_same(op(a, 2.0), op(an, np.float32(2.0)))
     assert_same(op(3.0, a), op(np.float32(3.0), an))
 
@@ -224,9 +237,17 @@ def test_scalar_types_and_dtype_helpers():
 
 
 def test_every_result_is_an_fnbrrr_array():
-    checks = [jnp.sin(1.0), jnp.add(1, 2), jnp.sum(np.ones(3)), jnp.zeros(2), jnp.eye(2),
-              jnp.arange(3)[1], jnp.asarray(np.float32(1)), jnp.einsum("i->", np.ones(2)),
-              jnp.where(True, 1, 2)]
+    checks = [
+        jnp.sin(1.0),
+        jnp.add(1, 2),
+        jnp.sum(np.ones(3)),
+        jnp.zeros(2),
+        jnp.eye(2),
+        jnp.arange(3)[1],
+        jnp.asarray(np.float32(1)),
+        jnp.einsum("i->", np.ones(2)),
+        jnp.where(True, 1, 2),
+    ]
     for value in checks:
         assert isinstance(value, core.Array)
         assert isinstance(value, core.ArrayImpl)
@@ -235,6 +256,21 @@ def test_every_result_is_an_fnbrrr_array():
 def test_public_names_are_exported():
     for name in jnp.__all__:
         assert hasattr(jnp, name), name
-    for name in ["sum", "mean", "dot", "matmul", "einsum", "where", "reshape", "linalg",
-                 "float32", "int32", "uint32", "bool_", "newaxis", "tensordot", "cumsum"]:
+    for name in [
+        "sum",
+        "mean",
+        "dot",
+        "matmul",
+        "einsum",
+        "where",
+        "reshape",
+        "linalg",
+        "float32",
+        "int32",
+        "uint32",
+        "bool_",
+        "newaxis",
+        "tensordot",
+        "cumsum",
+    ]:
         assert name in jnp.__all__

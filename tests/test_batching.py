@@ -203,6 +203,8 @@ def test_out_axes_none_for_unbatched_output_is_returned_as_is():
     assert out_mapped.shape == (4, 3)
     assert out_plain.shape == (3,)
     np.testing.assert_allclose(np.asarray(out_plain), y * 2)
+    const = vmap(lambda x: (x, 3.0), out_axes=(0, None))(rand(2))[1]
+    assert isinstance(const, core.Array) and const.shape == () and float(const) == 3.0
 
 
 def test_unmapped_outputs_are_broadcast():

@@ -15,7 +15,9 @@ import fnbrrr.numpy as jnp
 from fnbrrr import core
 
 settings.register_profile(
-    "fnbrrr-indexing", max_examples=60, deadline=None,
+    "fnbrrr-indexing",
+    max_examples=60,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.load_profile("fnbrrr-indexing")
@@ -83,7 +85,7 @@ def mixed_indices(draw, shape):
         elif kind == "full":
             items.append(slice(None))
         else:
-            sub = array_shape[len(array_shape) - draw(st.integers(0, len(array_shape))):]
+            sub = array_shape[len(array_shape) - draw(st.integers(0, len(array_shape))) :]
             idx = draw(hnp.arrays(np.int32, sub, elements=st.integers(-size, size - 1)))
             items.append(idx if kind == "nparray" else jnp.asarray(idx))
         if draw(st.integers(0, 5)) == 0:
@@ -111,7 +113,7 @@ def test_boolean_masks_match_numpy(shape, data):
     xn = arange_array(shape)
     k = data.draw(st.integers(1, len(shape)))
     lead = data.draw(st.integers(0, len(shape) - k))
-    mask = data.draw(hnp.arrays(np.bool_, shape[lead:lead + k]))
+    mask = data.draw(hnp.arrays(np.bool_, shape[lead : lead + k]))
     idx = (slice(None),) * lead + (mask,)
     assert_same(jnp.asarray(xn)[idx], xn[idx])
     assert_same(jnp.asarray(xn)[idx[:lead] + (jnp.asarray(mask),)], xn[idx])
@@ -145,12 +147,12 @@ def test_numpy_placement_rule_for_advanced_indices():
     xn = arange_array((3, 4, 5))
     x = jnp.asarray(xn)
     cases = [
-        (0, slice(None), np.array([0, 1])),        # separated: broadcast dims go first
-        (slice(None), 0, np.array([0, 1])),        # adjacent: stay in place
+        (0, slice(None), np.array([0, 1])),  # separated: broadcast dims go first
+        (slice(None), 0, np.array([0, 1])),  # adjacent: stay in place
         (np.array([0, 1]), Ellipsis, np.array([0, 1])),
         (slice(None), np.array([0, 1]), Ellipsis, np.array([0, 1])),  # `...` separates
         (None, 0, np.array([0, 1])),
-        (0, None, np.array([0, 1])),               # None separates
+        (0, None, np.array([0, 1])),  # None separates
         (slice(None), np.array([[0], [2]]), np.array([1, 3])),
     ]
     for idx in cases:
@@ -173,8 +175,10 @@ def test_repeated_indices_accumulate_in_add_and_multiply():
     y = jnp.full(3, 2.0)
     assert_same(y.at[jnp.array([1, 1, 1])].multiply(3.0), np.array([2, 54, 2], np.float32))
     m = jnp.zeros((2, 3))
-    assert_same(m.at[np.array([0, 0]), np.array([1, 1])].add(jnp.array([1.0, 2.0])),
-                np.array([[0, 3, 0], [0, 0, 0]], np.float32))
+    assert_same(
+        m.at[np.array([0, 0]), np.array([1, 1])].add(jnp.array([1.0, 2.0])),
+        np.array([[0, 3, 0], [0, 0, 0]], np.float32),
+    )
 
 
 def test_at_update_forms():
@@ -182,12 +186,10 @@ def test_at_update_forms():
     assert_same(x.at[0].set(9), np.array([[9, 9, 9], [3, 4, 5]], np.float32))
     assert_same(x.at[:, 1].add(1), np.array([[0, 2, 2], [3, 5, 5]], np.float32))
     assert_same(x.at[..., ::-2].multiply(2), np.array([[0, 1, 4], [6, 4, 10]], np.float32))
-    assert_same(x.at[-1, -1].set(jnp.asarray(7.0)), np.array([[0, 1, 2], [3, 4, 7]],
-                                                               np.float32))
+    assert_same(x.at[-1, -1].set(jnp.asarray(7.0)), np.array([[0, 1, 2], [3, 4, 7]], np.float32))
     assert_same(x.at[1].subtract(1.0), np.array([[0, 1, 2], [2, 3, 4]], np.float32))
     assert_same(x.at[0, 0].divide(2.0), np.array([[0, 1, 2], [3, 4, 5]], np.float32))
-    assert_same(x.at[1:].set(np.array([[1, 1, 1]])), np.array([[0, 1, 2], [1, 1, 1]],
-                                                               np.float32))
+    assert_same(x.at[1:].set(np.array([[1, 1, 1]])), np.array([[0, 1, 2], [1, 1, 1]], np.float32))
     i = jnp.arange(3)
     assert_same(i.at[1].set(2.7), np.array([0, 2, 2], np.int32))  # cast to the array's dtype
     assert i.at[0].add(1).dtype == np.int32
@@ -224,8 +226,7 @@ def test_index_errors():
 def test_lists_inside_a_tuple_are_array_indices():
     xn = arange_array((3, 4))
     assert_same(jnp.asarray(xn)[[0, 2], :], xn[[0, 2], :])
-    assert_same(jnp.asarray(xn)[:, [True, False, True, False]],
-                xn[:, [True, False, True, False]])
+    assert_same(jnp.asarray(xn)[:, [True, False, True, False]], xn[:, [True, False, True, False]])
 
 
 def test_traced_integer_index_uses_normalised_dynamic_index():
@@ -235,15 +236,17 @@ def test_traced_integer_index_uses_normalised_dynamic_index():
         assert_same(staged(lambda x, i: x[1:, i], xn, np.int32(i % 3)), xn[1:, i % 3])
     idx = np.array([[0, -1], [2, 1]], np.int32)
     assert_same(staged(lambda x, j: x[j, ::-1], xn, idx), xn[idx, ::-1])
-    assert_same(staged(lambda x, j: x[:, j], xn, np.array([2, -3], np.int32)),
-                xn[:, np.array([2, -3])])
+    assert_same(
+        staged(lambda x, j: x[:, j], xn, np.array([2, -3], np.int32)), xn[:, np.array([2, -3])]
+    )
     out = staged(lambda x, j: x.at[j].add(1.0), xn, np.array([0, 0, -1], np.int32))
     want = xn.copy()
     np.add.at(want, np.array([0, 0, -1]), 1.0)
     assert_same(out, want)
-    assert_same(staged(lambda x, i: x.at[i, 1].set(0.0), xn, np.int32(-2)),
-                np.where((np.arange(4)[:, None] == 2) & (np.arange(3) == 1), 0, xn)
-                .astype(np.float32))
+    assert_same(
+        staged(lambda x, i: x.at[i, 1].set(0.0), xn, np.int32(-2)),
+        np.where((np.arange(4)[:, None] == 2) & (np.arange(3) == 1), 0, xn).astype(np.float32),
+    )
 
 
 def test_traced_boolean_mask_needs_concrete_values():
@@ -287,3 +290,76 @@ def test_iteration_and_empty_results():
     assert_same(x[2:1], np.zeros((0, 2), np.int32))
     assert_same(x[np.array([], np.int32)], np.zeros((0, 2), np.int32))
     assert_same(x.at[3:].set(1), np.arange(6, dtype=np.int32).reshape(3, 2))
+
+
+# --------------------------------------------------------------------------------------------
+# Under transformations: indexing is differentiable, batchable and jit-able
+# --------------------------------------------------------------------------------------------
+
+
+def _transform(name: str):
+    import importlib
+
+    import fnbrrr
+
+    fn = getattr(fnbrrr, name, None)
+    if fn is None:
+        module = {"grad": "fnbrrr.ad", "vmap": "fnbrrr.batching", "jit": "fnbrrr.jit.api"}[name]
+        try:
+            fn = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            pytest.skip(f"fnbrrr.{name} is not available yet")
+    return fn
+
+
+def test_gradient_of_indexing_accumulates_repeated_indices():
+    grad = _transform("grad")
+    x = jnp.arange(5.0)
+    g = grad(lambda x: jnp.sum(x[np.array([0, 0, 3, -1])] * jnp.arange(1.0, 5.0)))(x)
+    assert_same(g, np.array([3, 0, 0, 3, 4], np.float32))
+    g = grad(lambda x: jnp.sum(x[::-2] ** 2))(x)
+    assert_same(g, np.array([0, 0, 4, 0, 8], np.float32))
+    m = jnp.arange(6.0).reshape(2, 3)
+    g = grad(lambda m: m[1, jnp.array([2, 2])].sum() + m[:, None, 0].sum())(m)
+    assert_same(g, np.array([[1, 0, 0], [1, 0, 2]], np.float32))
+
+
+def test_gradient_of_at_updates():
+    grad = _transform("grad")
+    x = jnp.arange(4.0)
+
+    def f(x, v):
+        return jnp.sum(x.at[np.array([1, 1])].add(v) ** 2) + jnp.sum(x.at[0].set(v[0]))
+
+    gx, gv = grad(f, argnums=(0, 1))(x, jnp.array([1.0, 2.0]))
+    # d/dx: 2 * updated (x[1] -> 1 + 1 + 2 = 4) plus 1 where not overwritten by set.
+    assert_same(gx, np.array([0 + 0, 8 + 1, 4 + 1, 6 + 1], np.float32))
+    assert_same(gv, np.array([8 + 1, 8], np.float32))
+
+
+def test_vmap_of_indexing_with_batched_indices():
+    vmap = _transform("vmap")
+    xn = arange_array((3, 4))
+    idx = np.array([0, -1, 2], np.int32)
+    out = vmap(lambda row, i: row[i])(jnp.asarray(xn), jnp.asarray(idx))
+    assert_same(out, xn[np.arange(3), idx])
+    out = vmap(lambda row, i: row.at[i].add(10.0))(jnp.asarray(xn), jnp.asarray(idx))
+    want = xn.copy()
+    want[np.arange(3), idx] += 10
+    assert_same(out, want)
+    out = vmap(lambda i: jnp.asarray(xn)[:, i])(jnp.asarray(idx))
+    assert_same(out, xn[:, idx].T)
+
+
+def test_jit_of_indexing_matches_eager():
+    jit = _transform("jit")
+    xn = arange_array((3, 4))
+    x = jnp.asarray(xn)
+
+    def f(x, i):
+        return x[i, ::-1] + x[np.array([0, 2]), 1:3].sum() + x.at[i, 0].add(1.0)[-1]
+
+    for i in [0, 1, -1]:
+        eager = f(x, i)
+        staged_out = jit(f)(x, i)
+        np.testing.assert_allclose(np.asarray(staged_out), np.asarray(eager), rtol=1e-6)

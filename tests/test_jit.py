@@ -98,7 +98,10 @@ def _run_program(ops, outputs, x, y):
             except ValueError:  # incompatible shapes after a reduction: use a
                 values.append(a)
         else:
-            values.append(REDUCE[op[1]](values[op[2]]))
+            try:
+                values.append(REDUCE[op[1]](values[op[2]]))
+            except ValueError:  # e.g. an axis that a 0-d value lacks
+                values.append(values[op[2]])
     return [values[i] for i in outputs]
 
 
@@ -169,7 +172,7 @@ def test_traced_value_in_python_control_flow_raises_with_guidance():
         fnbrrr.jit(f)(jnp.ones(3))
     assert isinstance(info.value, core.ConcretizationTypeError)
     message = str(info.value)
-    assert "f32[]" in message and "`f`" in message and "test_jit.py" in message
+    assert "bool[]" in message and "`f`" in message and "test_jit.py" in message
     assert "lax.cond" in message and "static" in message
 
 
@@ -254,7 +257,8 @@ def test_lowered_text_shows_the_fused_kernel_with_ir_comments():
 
     text = fnbrrr.jit(gelu).lower(jnp.ones(1000)).as_text()
     assert "@numba.njit(cache=True" in text
-    assert text.count("for ") == 1, "an elementwise chain is one loop"
+    loops = [line for line in text.splitlines() if line.strip().startswith("for ")]
+    assert len(loops) == 1, "an elementwise chain is one loop"
     assert "= tanh" in text and "= integer_pow[y=3]" in text
     assert "test_jit.py" in text  # the user's source line is in the comments
 

@@ -31,8 +31,9 @@ def finite_f32(min_value=-10.0, max_value=10.0):
 
 def f32_arrays(shape=None, min_value=-10.0, max_value=10.0, min_dims=0, max_dims=3):
     shapes = hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=4)
-    return hnp.arrays(F32, shape if shape is not None else shapes,
-                      elements=finite_f32(min_value, max_value))
+    return hnp.arrays(
+        F32, shape if shape is not None else shapes, elements=finite_f32(min_value, max_value)
+    )
 
 
 def check(actual, expected, rtol=1e-5, atol=1e-6, dtype=None):
@@ -42,8 +43,9 @@ def check(actual, expected, rtol=1e-5, atol=1e-6, dtype=None):
     want_dtype = np.dtype(dtype) if dtype is not None else expected.dtype
     assert actual.dtype == want_dtype, (actual.dtype, want_dtype)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64),
-                               expected.astype(np.float64), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(
+        np.asarray(actual, dtype=np.float64), expected.astype(np.float64), rtol=rtol, atol=atol
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,9 +60,9 @@ PROMOTION_TABLE = [  # (lhs dtype, rhs dtype, result): JAX's lattice, not NumPy'
     ("int8", "float16", "float16"),
     ("float16", "float32", "float32"),
     ("uint8", "float16", "float16"),
-    ("int32", "float32", "float32"),   # NumPy says float64
-    ("int16", "float16", "float16"),   # NumPy says float32
-    ("uint32", "int32", "int32"),      # int64, canonicalised without x64
+    ("int32", "float32", "float32"),  # NumPy says float64
+    ("int16", "float16", "float16"),  # NumPy says float32
+    ("uint32", "int32", "int32"),  # int64, canonicalised without x64
 ]
 
 
@@ -85,7 +87,7 @@ def test_weak_python_scalars_follow_api_examples():
     assert (i / 2).dtype == F32
     assert (i + f).dtype == F32
     h = jnp.ones(3, jnp.float16)
-    assert (h * 2.0).dtype == np.float16            # weak float does not upcast float16
+    assert (h * 2.0).dtype == np.float16  # weak float does not upcast float16
     assert (h + jnp.asarray(1.0)).dtype == np.float16  # weak 0-d arrays are weak too
     u = jnp.ones(3, jnp.uint8)
     assert (u + 1).dtype == np.uint8
@@ -150,15 +152,38 @@ def test_array_copies_and_asarray_passes_through():
 # --------------------------------------------------------------------------------------------
 
 UNARY = [  # (name, domain)
-    ("exp", (-5, 5)), ("log", (0.1, 10)), ("log1p", (-0.5, 10)), ("expm1", (-5, 5)),
-    ("sin", (-10, 10)), ("cos", (-10, 10)), ("tan", (-1.2, 1.2)), ("tanh", (-10, 10)),
-    ("sqrt", (0, 10)), ("square", (-10, 10)), ("abs", (-10, 10)), ("sign", (-10, 10)),
-    ("negative", (-10, 10)), ("floor", (-10, 10)), ("ceil", (-10, 10)), ("sinh", (-5, 5)),
-    ("cosh", (-5, 5)), ("arcsin", (-0.99, 0.99)), ("arccos", (-0.99, 0.99)),
-    ("arctan", (-10, 10)), ("arcsinh", (-10, 10)), ("arccosh", (1.01, 10)),
-    ("arctanh", (-0.9, 0.9)), ("log2", (0.1, 10)), ("log10", (0.1, 10)), ("exp2", (-5, 5)),
-    ("cbrt", (-10, 10)), ("reciprocal", (0.5, 10)), ("trunc", (-10, 10)), ("rint", (-10, 10)),
-    ("deg2rad", (-10, 10)), ("rad2deg", (-10, 10)),
+    ("exp", (-5, 5)),
+    ("log", (0.1, 10)),
+    ("log1p", (-0.5, 10)),
+    ("expm1", (-5, 5)),
+    ("sin", (-10, 10)),
+    ("cos", (-10, 10)),
+    ("tan", (-1.2, 1.2)),
+    ("tanh", (-10, 10)),
+    ("sqrt", (0, 10)),
+    ("square", (-10, 10)),
+    ("abs", (-10, 10)),
+    ("sign", (-10, 10)),
+    ("negative", (-10, 10)),
+    ("floor", (-10, 10)),
+    ("ceil", (-10, 10)),
+    ("sinh", (-5, 5)),
+    ("cosh", (-5, 5)),
+    ("arcsin", (-0.99, 0.99)),
+    ("arccos", (-0.99, 0.99)),
+    ("arctan", (-10, 10)),
+    ("arcsinh", (-10, 10)),
+    ("arccosh", (1.01, 10)),
+    ("arctanh", (-0.9, 0.9)),
+    ("log2", (0.1, 10)),
+    ("log10", (0.1, 10)),
+    ("exp2", (-5, 5)),
+    ("cbrt", (-10, 10)),
+    ("reciprocal", (0.5, 10)),
+    ("trunc", (-10, 10)),
+    ("rint", (-10, 10)),
+    ("deg2rad", (-10, 10)),
+    ("rad2deg", (-10, 10)),
 ]
 
 
@@ -185,18 +210,35 @@ def test_integer_rounding_functions_keep_ints():
         out = getattr(jnp, name)(i)
         assert out.dtype == I32
         check(out, np.arange(-3, 3, dtype=np.int32))
-    check(jnp.round(jnp.array([0.5, 1.5, 2.5, -0.5, 1.234])),
-          np.round(np.array([0.5, 1.5, 2.5, -0.5, 1.234], np.float32)))
+    check(
+        jnp.round(jnp.array([0.5, 1.5, 2.5, -0.5, 1.234])),
+        np.round(np.array([0.5, 1.5, 2.5, -0.5, 1.234], np.float32)),
+    )
     check(jnp.round(jnp.array([1.234, 5.678]), 2), np.round(np.array([1.234, 5.678], F32), 2))
 
 
-BINARY = ["add", "subtract", "multiply", "maximum", "minimum", "arctan2", "hypot", "logaddexp",
-          "equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
+BINARY = [
+    "add",
+    "subtract",
+    "multiply",
+    "maximum",
+    "minimum",
+    "arctan2",
+    "hypot",
+    "logaddexp",
+    "equal",
+    "not_equal",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+]
 
 
 @pytest.mark.parametrize("name", BINARY)
-@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4),
-       data=st.data())
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4), data=st.data()
+)
 def test_binary_broadcasting_matches_numpy(name, shapes, data):
     a = data.draw(f32_arrays(shape=shapes.input_shapes[0]))
     b = data.draw(f32_arrays(shape=shapes.input_shapes[1]))
@@ -205,8 +247,9 @@ def test_binary_broadcasting_matches_numpy(name, shapes, data):
     assert out.shape == shapes.result_shape
 
 
-@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4),
-       data=st.data())
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4), data=st.data()
+)
 def test_divide_and_power_broadcast(shapes, data):
     a = data.draw(f32_arrays(shape=shapes.input_shapes[0], min_value=0.5, max_value=4))
     b = data.draw(f32_arrays(shape=shapes.input_shapes[1], min_value=0.5, max_value=4))
@@ -257,15 +300,15 @@ def test_float_floor_divide_and_remainder(a, d):
 def test_power_variants():
     f = jnp.array([1.0, 2.0, -3.0])
     i = jnp.array([1, 2, -3])
-    check(f ** 2, np.array([1.0, 4.0, 9.0], F32))
-    check(f ** -1, np.array([1.0, 0.5, -1 / 3], F32), rtol=1e-6)
-    check(i ** 3, np.array([1, 8, -27], np.int32))
-    check(i ** 0.5, np.power(np.array([1, 2, -3], np.float32), 0.5), dtype=F32)
+    check(f**2, np.array([1.0, 4.0, 9.0], F32))
+    check(f**-1, np.array([1.0, 0.5, -1 / 3], F32), rtol=1e-6)
+    check(i**3, np.array([1, 8, -27], np.int32))
+    check(i**0.5, np.power(np.array([1, 2, -3], np.float32), 0.5), dtype=F32)
     check(2 ** i.astype(jnp.float32), 2.0 ** np.array([1, 2, -3], F32))
     check(jnp.power(jnp.array([2, 3]), jnp.array([10, 3])), np.array([1024, 27], np.int32))
     check(2 ** jnp.array([0, 5]), np.array([1, 32], np.int32))
     with pytest.raises(ValueError, match="negative integer powers"):
-        i ** -1
+        i**-1
     assert (jnp.ones(2, jnp.float16) ** 2).dtype == np.float16
 
 
@@ -278,8 +321,10 @@ def test_clip_and_where():
     cond = np.array([[True], [False]])
     check(jnp.where(cond, x, -1.0), np.where(cond, np.arange(6), -1.0).astype(F32))
     check(jnp.where(x > 2, 1, 0), np.where(np.arange(6) > 2, 1, 0).astype(np.int32))
-    check(jnp.where(np.arange(6) % 2, x, x * 10), np.where(np.arange(6) % 2, np.arange(6),
-                                                           np.arange(6) * 10).astype(np.int32))
+    check(
+        jnp.where(np.arange(6) % 2, x, x * 10),
+        np.where(np.arange(6) % 2, np.arange(6), np.arange(6) * 10).astype(np.int32),
+    )
     assert jnp.where(True, 1.0, 2.0).weak_type
 
 
@@ -300,7 +345,7 @@ def test_logic_and_bits():
     check(jnp.asarray(i) & 6, i & 6)
     check(~jnp.asarray(i), ~i)
     check(jnp.bitwise_xor(i, 1), i ^ 1)
-    check(x + y, a | b)   # bool add is logical or, as in NumPy
+    check(x + y, a | b)  # bool add is logical or, as in NumPy
     check(x * y, a & b)
     with pytest.raises(TypeError, match="floating"):
         jnp.ones(2) & jnp.ones(2)
@@ -331,10 +376,12 @@ def test_unsigned_negative_and_abs():
 
 
 def test_logaddexp_is_stable():
-    out = jnp.logaddexp(jnp.array([1000.0, -1000.0, -np.inf]), jnp.array([1000.0, -1000.0,
-                                                                          -np.inf]))
-    np.testing.assert_allclose(np.asarray(out)[:2], [1000 + math.log(2), -1000 + math.log(2)],
-                               rtol=1e-6)
+    out = jnp.logaddexp(
+        jnp.array([1000.0, -1000.0, -np.inf]), jnp.array([1000.0, -1000.0, -np.inf])
+    )
+    np.testing.assert_allclose(
+        np.asarray(out)[:2], [1000 + math.log(2), -1000 + math.log(2)], rtol=1e-6
+    )
     assert np.asarray(out)[2] == -np.inf
 
 
@@ -349,15 +396,21 @@ def array_and_axis(draw, dtype=F32, min_dims=1):
     if dtype == F32:
         a = draw(hnp.arrays(F32, shape, elements=finite_f32(-3, 3)))
     else:
-        a = draw(hnp.arrays(dtype, shape, elements=st.integers(-5, 5) if dtype.kind == "i"
-                            else st.booleans()))
+        a = draw(
+            hnp.arrays(
+                dtype, shape, elements=st.integers(-5, 5) if dtype.kind == "i" else st.booleans()
+            )
+        )
     ndim = len(shape)
-    axis = draw(st.one_of(
-        st.none(),
-        st.integers(-ndim, ndim - 1),
-        st.lists(st.integers(0, ndim - 1), unique=True, max_size=ndim).map(
-            lambda axes: tuple(ax - ndim if i % 2 else ax for i, ax in enumerate(axes))),
-    ))
+    axis = draw(
+        st.one_of(
+            st.none(),
+            st.integers(-ndim, ndim - 1),
+            st.lists(st.integers(0, ndim - 1), unique=True, max_size=ndim).map(
+                lambda axes: tuple(ax - ndim if i % 2 else ax for i, ax in enumerate(axes))
+            ),
+        )
+    )
     keepdims = draw(st.booleans())
     return a, axis, keepdims
 
@@ -379,10 +432,19 @@ def test_integer_reductions_dtypes(args):
     x = jnp.asarray(a)
     check(jnp.sum(x, axis, keepdims=keepdims), np.sum(a, axis, keepdims=keepdims), dtype=I32)
     check(jnp.max(x, axis, keepdims=keepdims), np.max(a, axis, keepdims=keepdims))
-    check(jnp.mean(x, axis, keepdims=keepdims),
-          np.mean(a, axis, keepdims=keepdims).astype(F32), rtol=1e-5, dtype=F32)
-    check(jnp.var(x, axis, keepdims=keepdims),
-          np.var(a, axis, keepdims=keepdims).astype(F32), rtol=1e-4, atol=1e-4, dtype=F32)
+    check(
+        jnp.mean(x, axis, keepdims=keepdims),
+        np.mean(a, axis, keepdims=keepdims).astype(F32),
+        rtol=1e-5,
+        dtype=F32,
+    )
+    check(
+        jnp.var(x, axis, keepdims=keepdims),
+        np.var(a, axis, keepdims=keepdims).astype(F32),
+        rtol=1e-4,
+        atol=1e-4,
+        dtype=F32,
+    )
     small = x.astype(jnp.int8)
     assert jnp.sum(small).dtype == I32
     assert jnp.prod(small, axis).dtype == I32
@@ -407,8 +469,7 @@ def test_argmax_argmin_match_numpy(args):
         axis = axis[0] if axis else None
     for name in ["argmax", "argmin"]:
         out = getattr(jnp, name)(jnp.asarray(a), axis=axis, keepdims=keepdims)
-        check(out, getattr(np, name)(a, axis=axis, keepdims=keepdims).astype(np.int32),
-              dtype=I32)
+        check(out, getattr(np, name)(a, axis=axis, keepdims=keepdims).astype(np.int32), dtype=I32)
 
 
 def test_reduction_options_and_errors():
@@ -420,8 +481,11 @@ def test_reduction_options_and_errors():
     check(jnp.sum(x, where=np.array([True, False, True])), np.array(10.0, F32))
     check(jnp.mean(x, axis=1, where=np.array([True, False, True])), np.array([1.0, 4.0], F32))
     check(jnp.var(x, ddof=1), np.var(np.arange(6.0), ddof=1).astype(F32), rtol=1e-6)
-    check(jnp.std(x, axis=0, ddof=1), np.std(np.arange(6.0).reshape(2, 3), 0, ddof=1)
-          .astype(F32), rtol=1e-6)
+    check(
+        jnp.std(x, axis=0, ddof=1),
+        np.std(np.arange(6.0).reshape(2, 3), 0, ddof=1).astype(F32),
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="zero-size"):
         jnp.max(jnp.zeros((0, 3)))
     with pytest.raises(ValueError, match="min.*zero-size"):
@@ -447,8 +511,7 @@ def test_cumulative_reductions(args):
         axis = axis[0] if axis else None
     check(jnp.cumsum(a, axis), np.cumsum(a, axis), rtol=1e-4, atol=1e-4)
     check(jnp.cumprod(a, axis), np.cumprod(a, axis), rtol=1e-4, atol=1e-3)
-    check(jnp.cumsum(a.astype(np.int32), axis), np.cumsum(a.astype(np.int32), axis),
-          dtype=I32)
+    check(jnp.cumsum(a.astype(np.int32), axis), np.cumsum(a.astype(np.int32), axis), dtype=I32)
     check(jnp.asarray(a).cumsum(axis), np.cumsum(a, axis), rtol=1e-4, atol=1e-4)
     check(jnp.cumsum(np.array([True, True, False])), np.array([1, 2, 2], np.int32))
 
@@ -510,18 +573,21 @@ def test_arange_errors_and_dtypes():
 @given(finite_f32(-5, 5), finite_f32(-5, 5), st.integers(0, 12), st.booleans())
 def test_linspace(start, stop, num, endpoint):
     want = np.linspace(start, stop, num, endpoint=endpoint)
-    check(jnp.linspace(start, stop, num, endpoint=endpoint), want.astype(F32), rtol=1e-5,
-          atol=1e-5)
+    check(jnp.linspace(start, stop, num, endpoint=endpoint), want.astype(F32), rtol=1e-5, atol=1e-5)
 
 
 def test_linspace_options():
     out, step = jnp.linspace(0, 1, 5, retstep=True)
     check(out, np.linspace(0, 1, 5).astype(F32))
     np.testing.assert_allclose(float(step), 0.25)
-    check(jnp.linspace(np.zeros(2), np.array([1.0, 2.0]), 3),
-          np.linspace(np.zeros(2), np.array([1.0, 2.0]), 3).astype(F32))
-    check(jnp.linspace(np.zeros(2), np.array([1.0, 2.0]), 3, axis=1),
-          np.linspace(np.zeros(2), np.array([1.0, 2.0]), 3, axis=1).astype(F32))
+    check(
+        jnp.linspace(np.zeros(2), np.array([1.0, 2.0]), 3),
+        np.linspace(np.zeros(2), np.array([1.0, 2.0]), 3).astype(F32),
+    )
+    check(
+        jnp.linspace(np.zeros(2), np.array([1.0, 2.0]), 3, axis=1),
+        np.linspace(np.zeros(2), np.array([1.0, 2.0]), 3, axis=1).astype(F32),
+    )
     check(jnp.linspace(0, 10, 4, dtype=jnp.int32), np.linspace(0, 10, 4, dtype=np.int32))
     with pytest.raises(ValueError, match="non-negative"):
         jnp.linspace(0, 1, -1)
@@ -532,9 +598,17 @@ def test_linspace_options():
 # --------------------------------------------------------------------------------------------
 
 MATMUL_SHAPES = [
-    ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)),
-    ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4)), ((1, 2, 3), (5, 3, 4)),
-    ((6, 1, 2, 3), (5, 3, 4)), ((3,), (5, 3, 4)), ((5, 2, 3), (3,)),
+    ((3,), (3,)),
+    ((2, 3), (3,)),
+    ((3,), (3, 4)),
+    ((2, 3), (3, 4)),
+    ((5, 2, 3), (3, 4)),
+    ((2, 3), (5, 3, 4)),
+    ((5, 2, 3), (5, 3, 4)),
+    ((1, 2, 3), (5, 3, 4)),
+    ((6, 1, 2, 3), (5, 3, 4)),
+    ((3,), (5, 3, 4)),
+    ((5, 2, 3), (3,)),
 ]
 
 
@@ -565,8 +639,9 @@ def test_products_misc():
     b = np.arange(12, dtype=np.float32).reshape(4, 3)
     check(jnp.inner(a, b), np.inner(a, b))
     check(jnp.vdot(a, a), np.vdot(a, a))
-    check(jnp.outer(np.arange(3), np.arange(4)), np.outer(np.arange(3), np.arange(4))
-          .astype(np.int32))
+    check(
+        jnp.outer(np.arange(3), np.arange(4)), np.outer(np.arange(3), np.arange(4)).astype(np.int32)
+    )
     check(jnp.outer(a, b), np.outer(a, b))
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     y = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
@@ -574,8 +649,10 @@ def test_products_misc():
     check(jnp.tensordot(x, y, axes=([1], [0])), np.tensordot(x, y, ([1], [0])))
     check(jnp.tensordot(x, y, axes=([1, 2], [0, 1])), np.tensordot(x, y, ([1, 2], [0, 1])))
     check(jnp.tensordot(a, b.T, axes=1), np.tensordot(a, b.T, axes=1))
-    check(jnp.kron(np.eye(2), np.arange(4).reshape(2, 2)),
-          np.kron(np.eye(2), np.arange(4).reshape(2, 2)).astype(F32))
+    check(
+        jnp.kron(np.eye(2), np.arange(4).reshape(2, 2)),
+        np.kron(np.eye(2), np.arange(4).reshape(2, 2)).astype(F32),
+    )
     check(jnp.matmul(jnp.arange(4), jnp.arange(4)), np.array(14, np.int32))
     check(jnp.matmul(np.eye(2, dtype=bool), np.eye(2, dtype=bool)), np.eye(2, dtype=bool))
 
@@ -606,25 +683,26 @@ def test_contraction_mismatch_raises_under_staging():
     with pytest.raises((ValueError, TypeError), match="matmul"):
         _staged_shapes(jnp.matmul, np.ones((2, 3), F32), np.ones((4, 5), F32))
     with pytest.raises((ValueError, TypeError), match="einsum"):
-        _staged_shapes(lambda a, b: jnp.einsum("ij,jk", a, b), np.ones((2, 3), F32),
-                       np.ones((4, 5), F32))
+        _staged_shapes(
+            lambda a, b: jnp.einsum("ij,jk", a, b), np.ones((2, 3), F32), np.ones((4, 5), F32)
+        )
 
 
 EINSUM_CASES = [
-    ("ij,jk->ik", [(2, 3), (3, 4)]),        # matrix product
+    ("ij,jk->ik", [(2, 3), (3, 4)]),  # matrix product
     ("bij,bjk->bik", [(5, 2, 3), (5, 3, 4)]),  # batched matrix product
-    ("i,i->", [(4,), (4,)]),                # inner product
-    ("i,j->ij", [(3,), (4,)]),              # outer product
-    ("ij->ji", [(2, 3)]),                   # transpose
-    ("ij->i", [(2, 3)]),                    # row sums
-    ("ij->j", [(2, 3)]),                    # column sums
-    ("ij,j->i", [(2, 3), (3,)]),            # matrix-vector
-    ("bi,bi->b", [(5, 3), (5, 3)]),         # batched inner product
-    ("ij,ij->ij", [(2, 3), (2, 3)]),        # elementwise product
-    ("ii->i", [(3, 3)]),                    # diagonal
-    ("ii->", [(3, 3)]),                     # trace
-    ("ij,jk", [(2, 3), (3, 4)]),            # implicit output
-    ("ba,ca", [(2, 3), (4, 3)]),            # implicit output, sorted labels
+    ("i,i->", [(4,), (4,)]),  # inner product
+    ("i,j->ij", [(3,), (4,)]),  # outer product
+    ("ij->ji", [(2, 3)]),  # transpose
+    ("ij->i", [(2, 3)]),  # row sums
+    ("ij->j", [(2, 3)]),  # column sums
+    ("ij,j->i", [(2, 3), (3,)]),  # matrix-vector
+    ("bi,bi->b", [(5, 3), (5, 3)]),  # batched inner product
+    ("ij,ij->ij", [(2, 3), (2, 3)]),  # elementwise product
+    ("ii->i", [(3, 3)]),  # diagonal
+    ("ii->", [(3, 3)]),  # trace
+    ("ij,jk", [(2, 3), (3, 4)]),  # implicit output
+    ("ba,ca", [(2, 3), (4, 3)]),  # implicit output, sorted labels
     ("...ij,...jk->...ik", [(5, 2, 3), (3, 4)]),
     ("i...,i...->...", [(3, 2, 2), (3, 1, 2)]),
     ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
@@ -661,8 +739,11 @@ def test_linalg_norm():
     for ord_ in [None, "fro", 1, -1, np.inf, -np.inf]:
         check(jnp.linalg.norm(m, ord_), np.linalg.norm(m, ord_).astype(F32), rtol=1e-5)
     check(jnp.linalg.norm(m, axis=1), np.linalg.norm(m, axis=1), rtol=1e-6)
-    check(jnp.linalg.norm(m, axis=0, keepdims=True), np.linalg.norm(m, axis=0, keepdims=True),
-          rtol=1e-6)
+    check(
+        jnp.linalg.norm(m, axis=0, keepdims=True),
+        np.linalg.norm(m, axis=0, keepdims=True),
+        rtol=1e-6,
+    )
     check(jnp.linalg.norm(np.arange(3)), np.linalg.norm(np.arange(3)).astype(F32), rtol=1e-6)
 
 
@@ -706,15 +787,20 @@ def test_transpose_swapaxes_moveaxis(shape, data):
     perm = data.draw(st.permutations(range(n)))
     check(jnp.transpose(a, perm), np.transpose(a, perm))
     check(jnp.transpose(a), np.transpose(a))
-    check(jnp.asarray(a).transpose(*perm) if n > 1 else jnp.asarray(a).transpose(perm),
-          a.transpose(perm))
+    check(
+        jnp.asarray(a).transpose(*perm) if n > 1 else jnp.asarray(a).transpose(perm),
+        a.transpose(perm),
+    )
     check(jnp.asarray(a).T, a.T)
     i, j = data.draw(st.integers(-n, n - 1)), data.draw(st.integers(-n, n - 1))
     check(jnp.swapaxes(a, i, j), np.swapaxes(a, i, j))
     check(jnp.moveaxis(a, i, j), np.moveaxis(a, i, j))
     k = data.draw(st.integers(1, 2))
-    axes = data.draw(st.lists(st.integers(-n - k, n + k - 1), min_size=k, max_size=k,
-                              unique_by=lambda v: v % (n + k)))
+    axes = data.draw(
+        st.lists(
+            st.integers(-n - k, n + k - 1), min_size=k, max_size=k, unique_by=lambda v: v % (n + k)
+        )
+    )
     check(jnp.expand_dims(a, tuple(axes)), np.expand_dims(a, tuple(axes)))
 
 
@@ -748,8 +834,7 @@ def test_shape_functions_match_numpy():
     check(jnp.concatenate((a, a.astype(np.int32)), axis=None), np.concatenate([a, a], None))
     check(jnp.concatenate([np.arange(2), np.arange(2.0)]), np.array([0, 1, 0, 1], F32))
     check(jnp.stack([a, a], axis=2), np.stack([a, a], 2))
-    check(jnp.stack([np.arange(3)] * 2, axis=-1), np.stack([np.arange(3)] * 2, -1)
-          .astype(np.int32))
+    check(jnp.stack([np.arange(3)] * 2, axis=-1), np.stack([np.arange(3)] * 2, -1).astype(np.int32))
     for got, want in zip(jnp.split(a, 2), np.split(a, 2)):
         check(got, want)
     for got, want in zip(jnp.split(a, [1, 3], axis=2), np.split(a, [1, 3], axis=2)):
@@ -757,8 +842,10 @@ def test_shape_functions_match_numpy():
     for got, want in zip(jnp.array_split(np.arange(7), 3), np.array_split(np.arange(7), 3)):
         check(got, want.astype(np.int32))
     assert isinstance(jnp.split(a, 2), list)
-    check(jnp.broadcast_to(np.arange(3), (2, 3)), np.broadcast_to(np.arange(3), (2, 3))
-          .astype(np.int32))
+    check(
+        jnp.broadcast_to(np.arange(3), (2, 3)),
+        np.broadcast_to(np.arange(3), (2, 3)).astype(np.int32),
+    )
     check(jnp.broadcast_to(1.0, (2,)), np.ones(2, F32))
     x, y = jnp.broadcast_arrays(np.zeros((2, 1)), np.zeros(3))
     assert x.shape == y.shape == (2, 3)
@@ -767,30 +854,35 @@ def test_shape_functions_match_numpy():
     check(jnp.tile(a, 2), np.tile(a, 2))
     check(jnp.repeat(a, 2, axis=1), np.repeat(a, 2, axis=1))
     check(jnp.repeat(a, 3), np.repeat(a, 3))
-    check(jnp.repeat(np.arange(3), [1, 0, 2]), np.repeat(np.arange(3), [1, 0, 2])
-          .astype(np.int32))
+    check(jnp.repeat(np.arange(3), [1, 0, 2]), np.repeat(np.arange(3), [1, 0, 2]).astype(np.int32))
     check(jnp.flip(a), np.flip(a))
     check(jnp.flip(a, (0, 2)), np.flip(a, (0, 2)))
     check(jnp.fliplr(a), np.fliplr(a))
     check(jnp.flipud(a), np.flipud(a))
     for shift, axis in [(1, None), (-2, None), (5, 1), ((1, 2), (0, 2)), (7, -1)]:
         check(jnp.roll(a, shift, axis), np.roll(a, shift, axis))
-    check(jnp.hstack([np.arange(2), np.arange(3)]), np.hstack([np.arange(2), np.arange(3)])
-          .astype(np.int32))
-    check(jnp.vstack([np.arange(3), np.arange(3)]), np.vstack([np.arange(3)] * 2)
-          .astype(np.int32))
+    check(
+        jnp.hstack([np.arange(2), np.arange(3)]),
+        np.hstack([np.arange(2), np.arange(3)]).astype(np.int32),
+    )
+    check(jnp.vstack([np.arange(3), np.arange(3)]), np.vstack([np.arange(3)] * 2).astype(np.int32))
     check(jnp.hstack([a, a]), np.hstack([a, a]))
     check(jnp.dstack([a[0], a[0]]), np.dstack([a[0], a[0]]))
-    check(jnp.column_stack([np.arange(3), np.arange(3)]),
-          np.column_stack([np.arange(3)] * 2).astype(np.int32))
+    check(
+        jnp.column_stack([np.arange(3), np.arange(3)]),
+        np.column_stack([np.arange(3)] * 2).astype(np.int32),
+    )
     check(jnp.atleast_2d(np.arange(3)), np.atleast_2d(np.arange(3)).astype(np.int32))
     check(jnp.atleast_3d(np.arange(3)), np.atleast_3d(np.arange(3)).astype(np.int32))
     check(jnp.append(np.arange(3), [[7]]), np.append(np.arange(3), [[7]]).astype(np.int32))
-    for got, want in zip(jnp.meshgrid(np.arange(3), np.arange(2)),
-                         np.meshgrid(np.arange(3), np.arange(2))):
+    for got, want in zip(
+        jnp.meshgrid(np.arange(3), np.arange(2)), np.meshgrid(np.arange(3), np.arange(2))
+    ):
         check(got, want.astype(np.int32))
-    for got, want in zip(jnp.meshgrid(np.arange(3), np.arange(2), indexing="ij"),
-                         np.meshgrid(np.arange(3), np.arange(2), indexing="ij")):
+    for got, want in zip(
+        jnp.meshgrid(np.arange(3), np.arange(2), indexing="ij"),
+        np.meshgrid(np.arange(3), np.arange(2), indexing="ij"),
+    ):
         check(got, want.astype(np.int32))
     assert jnp.ndim(a) == 3 and jnp.shape(a) == (2, 3, 4) and jnp.size(a) == 24
     assert jnp.size(a, 1) == 3 and jnp.ndim(1.0) == 0 and jnp.shape([[1, 2]]) == (1, 2)
@@ -802,10 +894,14 @@ def test_shape_functions_match_numpy():
 def test_pad_diag_trace_triangles():
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     check(jnp.pad(a, 1), np.pad(a, 1))
-    check(jnp.pad(a, ((1, 0), (2, 3)), constant_values=-1), np.pad(a, ((1, 0), (2, 3)),
-                                                                   constant_values=-1))
-    check(jnp.pad(a, ((1, 2), (0, 1)), constant_values=((1, 2), (3, 4))),
-          np.pad(a, ((1, 2), (0, 1)), constant_values=((1, 2), (3, 4))))
+    check(
+        jnp.pad(a, ((1, 0), (2, 3)), constant_values=-1),
+        np.pad(a, ((1, 0), (2, 3)), constant_values=-1),
+    )
+    check(
+        jnp.pad(a, ((1, 2), (0, 1)), constant_values=((1, 2), (3, 4))),
+        np.pad(a, ((1, 2), (0, 1)), constant_values=((1, 2), (3, 4))),
+    )
     for mode in ["edge", "wrap", "reflect", "symmetric"]:
         check(jnp.pad(a, ((1, 2), (2, 1)), mode=mode), np.pad(a, ((1, 2), (2, 1)), mode=mode))
     with pytest.raises(ValueError, match="negative"):
@@ -829,13 +925,14 @@ def test_take_modes():
     check(jnp.take(a, idx, axis=1), np.take(a, idx, axis=1))
     check(jnp.take(a, idx), np.take(a, idx))
     check(jnp.take(a, np.array([5, 0]), axis=0, mode="clip"), np.take(a, [5, 0], 0, mode="clip"))
-    check(jnp.take(a, np.array([5, -4]), axis=1, mode="wrap"), np.take(a, [5, -4], 1,
-                                                                       mode="wrap"))
+    check(jnp.take(a, np.array([5, -4]), axis=1, mode="wrap"), np.take(a, [5, -4], 1, mode="wrap"))
     out = np.asarray(jnp.take(a, np.array([1, 7]), axis=0))
     assert np.isnan(out[1]).all() and (out[0] == a[1]).all()  # JAX's default mode='fill'
     check(jnp.take(np.arange(3), np.array([9]), fill_value=-5), np.array([-5], np.int32))
-    check(jnp.take_along_axis(a, np.argsort(a, axis=1), axis=1),
-          np.take_along_axis(a, np.argsort(a, axis=1), axis=1))
+    check(
+        jnp.take_along_axis(a, np.argsort(a, axis=1), axis=1),
+        np.take_along_axis(a, np.argsort(a, axis=1), axis=1),
+    )
 
 
 def test_nonzero_family_on_concrete_arrays():
@@ -845,7 +942,9 @@ def test_nonzero_family_on_concrete_arrays():
     check(jnp.argwhere(a), np.argwhere(a).astype(np.int32))
     check(jnp.flatnonzero(a), np.flatnonzero(a).astype(np.int32))
     check(jnp.where(a > 1)[0], np.where(a > 1)[0].astype(np.int32))
-    check(jnp.nonzero(np.array([0, 1, 1]), size=4, fill_value=-1)[0],
-          np.array([1, 2, -1, -1], np.int32))
+    check(
+        jnp.nonzero(np.array([0, 1, 1]), size=4, fill_value=-1)[0],
+        np.array([1, 2, -1, -1], np.int32),
+    )
     with pytest.raises(TypeError, match="concrete"):
         _staged_shapes(lambda x: jnp.nonzero(x)[0], np.ones(3, F32))

@@ -119,7 +119,7 @@ def _prod_others(x, axes):
     the rest and every other position 0; a group with two or more zeros gives 0 everywhere.
     """
     aval = get_aval(x)
-    zero, one = full((), 0, aval.dtype), full((), 1, aval.dtype)
+    zero, one = full(aval.shape, 0, aval.dtype), full(aval.shape, 1, aval.dtype)
     is_zero = eq(x, zero)
     nonzero = select_n(is_zero, x, one)
     prod_nonzero = _restore_axes(reduce_prod(nonzero, axes), aval.shape, axes)

@@ -269,7 +269,9 @@ class JitFunction:
             fun, static_argnums, static_argnames)
         self._cache: dict = {}
         self.trace_count = 0
-        functools.update_wrapper(self, fun)
+        # updated=(): copying fun.__dict__ would overwrite our own attributes (and a
+        # custom_jvp object's rule would be lost behind the plain function).
+        functools.update_wrapper(self, fun, updated=())
 
     # --- the call path -------------------------------------------------------------------------
 

@@ -184,7 +184,7 @@ class _Emitter:
         return eqn is not None and eqn.primitive.name == "reshape"
 
     def _comment(self, eqn) -> str:
-        text = self.var_names.eqn(eqn)
+        text = " ".join(self.var_names.eqn(eqn).split())
         return f"  # {text}  ({eqn.source})" if eqn.source else f"  # {text}"
 
     # --- fused loops -------------------------------------------------------------------------
@@ -352,13 +352,13 @@ class _Emitter:
                 for v in eqn.outvars]
         if lower is not None:
             ctx = KernelContext(self.names, self.blas)
-            self.emit(f"# {self.var_names.eqn(eqn)}  ({eqn.source})")
+            self.emit(f"#{self._comment(eqn)[3:]}")
             for line in lower.emit(ctx, eqn, ins, outs):
                 self.emit(line)
             return
         fallback = f"_fallback_{len(self.fallbacks)}"
         self.fallbacks[fallback] = (eqn.primitive, eqn.params, len(ins))
-        self.emit(f"# {self.var_names.eqn(eqn)}: no compiled lowering; runs NumPy in object mode (slow)")
+        self.emit(f"# {eqn.primitive.name}: no compiled lowering; runs NumPy in object mode (slow)")
         self.emit("with numba.objmode():")
         self.emit(f"{fallback}({', '.join(ins + outs)})", 2)
 

@@ -18,6 +18,15 @@ from fnbrrr.core import Eqn, Jaxpr, Literal, Var
 INLINABLE: dict[str, Callable] = {}
 
 
+def _call_jaxpr_body(params):
+    return params["call_jaxpr"].jaxpr, params["call_jaxpr"].consts
+
+
+# Custom rules only matter to transformations; a compiled program runs the function itself.
+for _name in ("custom_jvp_call", "custom_vjp_call", "checkpoint"):
+    INLINABLE[_name] = _call_jaxpr_body
+
+
 def optimize(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
     """The standard pipeline: inline calls, fold constants, simplify, CSE, DCE."""
     jaxpr, consts = inline_calls(jaxpr, consts)
@@ -183,6 +192,8 @@ def _identity_input(eqn: Eqn, producers: dict):
                 range(len(ins[0].aval.shape))):
             return ins[0]
     elif name == "transpose" and eqn.params["permutation"] == tuple(range(len(ins[0].aval.shape))):
+        return ins[0]
+    elif name.startswith("reduce_") and eqn.params["axes"] == ():
         return ins[0]
     elif name == "neg" and type(ins[0]) is Var:
         inner = producers.get(ins[0])

@@ -14,12 +14,14 @@ import numpy as np
 from fnbrrr import lax
 from fnbrrr.numpy import _creation, _elementwise, _indexing, _linalg, _reductions, _shape
 from fnbrrr.numpy._promotion import (
+    _CONST_CACHE,
     BOOL,
     ArrayImpl,
     Tracer,
     canonical_dtype,
     is_arraylike,
     promote2,
+    scalar_const,
 )
 
 _FAST_OK = frozenset({ArrayImpl, float, int, bool})
@@ -29,7 +31,13 @@ def _operator(name: str, lax_fn, on_bool=None):
     """`x <op> y` for an array x: promote, then one lax primitive (the eager hot path)."""
 
     def op(self, other):
-        if type(other) not in _FAST_OK and not is_arraylike(other):
+        t = type(other)
+        if t is float and type(self) is ArrayImpl:  # x * 2.0: the commonest case, inlined
+            dt = self._value.dtype
+            if dt.kind == "f":
+                const = _CONST_CACHE.get((dt, other))
+                return lax_fn(self, const if const is not None else scalar_const(other, dt))
+        elif t not in _FAST_OK and not is_arraylike(other):
             return NotImplemented
         x, y, dt = promote2(name, self, other)
         if dt is BOOL and on_bool is not None:
@@ -216,12 +224,28 @@ def _methods() -> dict:
         "imag": property(_imag),
     }
     for name, fn in [
-        ("ravel", s.ravel), ("squeeze", s.squeeze), ("swapaxes", s.swapaxes),
-        ("repeat", s.repeat), ("diagonal", s.diagonal), ("trace", s.trace),
-        ("sum", r.sum), ("mean", r.mean), ("max", r.max), ("min", r.min), ("prod", r.prod),
-        ("var", r.var), ("std", r.std), ("argmax", r.argmax), ("argmin", r.argmin),
-        ("all", r.all), ("any", r.any), ("cumsum", r.cumsum), ("cumprod", r.cumprod),
-        ("ptp", r.ptp), ("take", i.take), ("nonzero", i.nonzero),
+        ("ravel", s.ravel),
+        ("squeeze", s.squeeze),
+        ("swapaxes", s.swapaxes),
+        ("repeat", s.repeat),
+        ("diagonal", s.diagonal),
+        ("trace", s.trace),
+        ("sum", r.sum),
+        ("mean", r.mean),
+        ("max", r.max),
+        ("min", r.min),
+        ("prod", r.prod),
+        ("var", r.var),
+        ("std", r.std),
+        ("argmax", r.argmax),
+        ("argmin", r.argmin),
+        ("all", r.all),
+        ("any", r.any),
+        ("cumsum", r.cumsum),
+        ("cumprod", r.cumprod),
+        ("ptp", r.ptp),
+        ("take", i.take),
+        ("nonzero", i.nonzero),
     ]:
         methods[name] = _method(fn, name)
 
@@ -256,4 +280,3 @@ def attach() -> None:
     for name, value in _methods().items():
         for cls in (ArrayImpl, Tracer):
             setattr(cls, name, value)
-

@@ -210,8 +210,15 @@ def arange(start, stop=None, step=None, dtype=None):
     return lax.convert_element_type(ramp, dt) if acc != dt else ramp
 
 
-def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = False,
-             dtype=None, axis: int = 0):
+def linspace(
+    start,
+    stop,
+    num: int = 50,
+    endpoint: bool = True,
+    retstep: bool = False,
+    dtype=None,
+    axis: int = 0,
+):
     """`num` evenly spaced values from start to stop (inclusive when `endpoint`); start and
     stop may be arrays (the new axis is `axis`).
 
@@ -263,12 +270,16 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = 
 
 
 def _bcast(x, shape):
-    return x if x.shape == shape else lax.broadcast_in_dim(
-        x, shape, tuple(range(len(shape) - x.ndim, len(shape))))
+    return (
+        x
+        if x.shape == shape
+        else lax.broadcast_in_dim(x, shape, tuple(range(len(shape) - x.ndim, len(shape))))
+    )
 
 
-def logspace(start, stop, num: int = 50, endpoint: bool = True, base: float = 10.0,
-             dtype=None, axis: int = 0):
+def logspace(
+    start, stop, num: int = 50, endpoint: bool = True, base: float = 10.0, dtype=None, axis: int = 0
+):
     """`base ** linspace(start, stop, num)`."""
     from fnbrrr.numpy._elementwise import power
 

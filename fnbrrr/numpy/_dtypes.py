@@ -49,8 +49,9 @@ def _scalar_type(name: str, np_type) -> type:
         f"The {name} scalar type: `fnbrrr.numpy.{name}(x)` converts `x` to a {name} array; "
         "usable anywhere a dtype is expected."
     )
-    return _ScalarMeta(name, (), {"dtype": np.dtype(np_type), "__doc__": doc,
-                                  "__module__": "fnbrrr.numpy"})
+    return _ScalarMeta(
+        name, (), {"dtype": np.dtype(np_type), "__doc__": doc, "__module__": "fnbrrr.numpy"}
+    )
 
 
 bool_ = _scalar_type("bool_", np.bool_)
@@ -163,12 +164,15 @@ def isdtype(dtype, kind) -> _builtins.bool:
         return any(isdtype(dtype, k) for k in kind)
     dt = np.dtype(_as_np_dtype_like(dtype))
     names = {
-        "bool": "b", "signed integer": "i", "unsigned integer": "u", "integral": "iu",
-        "real floating": "f", "numeric": "iuf",
+        "bool": "b",
+        "signed integer": "i",
+        "unsigned integer": "u",
+        "integral": "iu",
+        "real floating": "f",
+        "numeric": "iuf",
     }
     if isinstance(kind, str):
         if kind not in names:
             raise ValueError(f"isdtype: unknown kind {kind!r}; use one of {sorted(names)}")
         return dt.kind in names[kind]
     return dt == np.dtype(_as_np_dtype_like(kind))
-

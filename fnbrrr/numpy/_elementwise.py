@@ -44,8 +44,9 @@ def _inexact(name: str, x):
     x = to_array(x, name)
     aval = x.aval
     if aval.dtype.kind != "f":
-        x = lax.convert_element_type(x, to_inexact_dtype(aval.dtype, aval.weak_type),
-                                     aval.weak_type)
+        x = lax.convert_element_type(
+            x, to_inexact_dtype(aval.dtype, aval.weak_type), aval.weak_type
+        )
     return x
 
 
@@ -77,13 +78,21 @@ def _unary_inexact(name: str, lax_fn, doc: str):
     return _named(fn, name, doc)
 
 
-exp = _unary_inexact("exp", lax.exp, "Elementwise e**x.\n\nExample:\n    >>> jnp.exp(0.0)\n"
-                     "    Array(1., dtype=float32, weak_type=True)")
+exp = _unary_inexact(
+    "exp",
+    lax.exp,
+    "Elementwise e**x.\n\nExample:\n    >>> jnp.exp(0.0)\n"
+    "    Array(1., dtype=float32, weak_type=True)",
+)
 log = _unary_inexact("log", lax.log, "Elementwise natural logarithm (nan below 0, -inf at 0).")
 log1p = _unary_inexact("log1p", lax.log1p, "Elementwise log(1 + x), accurate for small x.")
 expm1 = _unary_inexact("expm1", lax.expm1, "Elementwise exp(x) - 1, accurate for small x.")
-sin = _unary_inexact("sin", lax.sin, "Elementwise sine (radians).\n\nExample:\n"
-                     "    >>> jnp.sin(jnp.zeros(2))\n    Array([0., 0.], dtype=float32)")
+sin = _unary_inexact(
+    "sin",
+    lax.sin,
+    "Elementwise sine (radians).\n\nExample:\n"
+    "    >>> jnp.sin(jnp.zeros(2))\n    Array([0., 0.], dtype=float32)",
+)
 cos = _unary_inexact("cos", lax.cos, "Elementwise cosine (radians).")
 tan = _unary_inexact("tan", lax.tan, "Elementwise tangent (radians).")
 tanh = _unary_inexact("tanh", lax.tanh, "Elementwise hyperbolic tangent.")
@@ -143,8 +152,9 @@ def arccosh(x):
 
 @_unary_inexact_composite("arctanh", "Elementwise inverse hyperbolic tangent (|x| < 1).")
 def arctanh(x):
-    return lax.mul(_const_like(x, 0.5),
-                   lax.log1p(lax.div(lax.mul(_const_like(x, 2), x), lax.sub(_one(x), x))))
+    return lax.mul(
+        _const_like(x, 0.5), lax.log1p(lax.div(lax.mul(_const_like(x, 2), x), lax.sub(_one(x), x)))
+    )
 
 
 @_unary_inexact_composite("log2", "Elementwise base-2 logarithm.")
@@ -232,12 +242,13 @@ def round(a, decimals: int = 0, out=None):  # noqa: A001
         return lax.mul(lax.convert_element_type(q, _dtype_of(a), a.weak_type), factor)
     if decimals == 0:
         return lax.round(a)
-    factor = _const_like(a, 10.0 ** decimals)
+    factor = _const_like(a, 10.0**decimals)
     return lax.div(lax.round(lax.mul(a, factor)), factor)
 
 
-around = _named(lambda a, decimals=0, out=None: round(a, decimals, out), "around",
-                "Alias of round.")
+around = _named(
+    lambda a, decimals=0, out=None: round(a, decimals, out), "around", "Alias of round."
+)
 
 
 def _no_out(name: str, out) -> None:
@@ -280,8 +291,9 @@ def abs(x, /):  # noqa: A001
 
 
 absolute = _named(lambda x, /: abs(x), "absolute", "Elementwise absolute value (alias of abs).")
-fabs = _named(lambda x, /: abs(_inexact("fabs", x)), "fabs",
-              "Elementwise absolute value as floats.")
+fabs = _named(
+    lambda x, /: abs(_inexact("fabs", x)), "fabs", "Elementwise absolute value as floats."
+)
 
 
 def sign(x, /):
@@ -383,13 +395,17 @@ def _bool_subtract(x, y):
     )
 
 
-add = _binary("add", lax.add, "Elementwise x + y, with broadcasting (logical or on bools).\n\n"
-              "Example:\n    >>> jnp.add(jnp.ones(2), 1)\n    Array([2., 2.], dtype=float32)",
-              lax.or_)
-subtract = _binary("subtract", lax.sub, "Elementwise x - y, with broadcasting.",
-                   _bool_subtract)
-multiply = _binary("multiply", lax.mul, "Elementwise x * y, with broadcasting (logical and on "
-                   "bools).", lax.and_)
+add = _binary(
+    "add",
+    lax.add,
+    "Elementwise x + y, with broadcasting (logical or on bools).\n\n"
+    "Example:\n    >>> jnp.add(jnp.ones(2), 1)\n    Array([2., 2.], dtype=float32)",
+    lax.or_,
+)
+subtract = _binary("subtract", lax.sub, "Elementwise x - y, with broadcasting.", _bool_subtract)
+multiply = _binary(
+    "multiply", lax.mul, "Elementwise x * y, with broadcasting (logical and on bools).", lax.and_
+)
 maximum = _binary("maximum", lax.max, "Elementwise maximum (nan propagates).")
 minimum = _binary("minimum", lax.min, "Elementwise minimum (nan propagates).")
 
@@ -422,8 +438,11 @@ def true_divide(x1, x2, /):
     return lax.div(x, y)
 
 
-divide = _named(lambda x1, x2, /: true_divide(x1, x2), "divide",
-                "Elementwise x1 / x2 as floating point (alias of true_divide).")
+divide = _named(
+    lambda x1, x2, /: true_divide(x1, x2),
+    "divide",
+    "Elementwise x1 / x2 as floating point (alias of true_divide).",
+)
 
 
 def arctan2(x1, x2, /):
@@ -710,8 +729,10 @@ def isclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = Fa
     """Elementwise |a - b| <= atol + rtol * |b| (and equal infinities)."""
     a, b = _inexact_pair("isclose", a, b)
     dt = _dtype_of(a)
-    close = lax.le(lax.abs(lax.sub(a, b)),
-                   lax.add(scalar_const(atol, dt), lax.mul(scalar_const(rtol, dt), lax.abs(b))))
+    close = lax.le(
+        lax.abs(lax.sub(a, b)),
+        lax.add(scalar_const(atol, dt), lax.mul(scalar_const(rtol, dt), lax.abs(b))),
+    )
     both_inf = lax.and_(lax.eq(a, b), lax.eq(lax.abs(a), scalar_const(np.inf, dt)))
     out = lax.or_(lax.and_(close, lax.is_finite(b)), both_inf)
     if equal_nan:

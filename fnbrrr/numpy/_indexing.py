@@ -55,10 +55,10 @@ _NONE, _SLICE, _INT, _ARRAY = "none", "slice", "int", "array"
 
 
 class _Entry(NamedTuple):
-    kind: str            # none | slice | int | array
-    dim: int             # the operand axis it indexes (-1 for None)
-    pos: int             # its position in the user's index tuple (for NumPy's adjacency rule)
-    start: int = 0       # slice: normalised start, step, length; int: the index
+    kind: str  # none | slice | int | array
+    dim: int  # the operand axis it indexes (-1 for None)
+    pos: int  # its position in the user's index tuple (for NumPy's adjacency rule)
+    start: int = 0  # slice: normalised start, step, length; int: the index
     step: int = 1
     length: int = 0
     value: object = None  # array: a NumPy int array (concrete) or an integer tracer
@@ -66,10 +66,10 @@ class _Entry(NamedTuple):
 
 class _Plan(NamedTuple):
     entries: list
-    advanced: bool       # any index array of rank >= 1 (then ints are advanced too)
-    adjacent: bool       # the advanced indices are next to each other in the index tuple
-    bshape: tuple        # broadcast shape of the advanced indices
-    out_shape: tuple     # shape of x[idx]
+    advanced: bool  # any index array of rank >= 1 (then ints are advanced too)
+    adjacent: bool  # the advanced indices are next to each other in the index tuple
+    bshape: tuple  # broadcast shape of the advanced indices
+    out_shape: tuple  # shape of x[idx]
 
 
 def _index_error_for_list() -> TypeError:
@@ -161,7 +161,8 @@ def parse_index(shape: tuple, idx) -> _Plan:
             items.append((_INT, operator.index(it), pos))
             consumed += 1
         elif isinstance(it, (Tracer, ArrayImpl, np.ndarray, list, tuple)) or isinstance(
-                it, core.Array):
+            it, core.Array
+        ):
             kind, value = _classify_array(it, pos)
             items.append((kind, value, pos))
             consumed += value.ndim if kind == "mask" else 1
@@ -172,14 +173,13 @@ def parse_index(shape: tuple, idx) -> _Plan:
             )
     if consumed > ndim:
         raise IndexError(
-            f"too many indices for array: array is {ndim}-dimensional, but {consumed} were "
-            "indexed"
+            f"too many indices for array: array is {ndim}-dimensional, but {consumed} were indexed"
         )
     fill = [(_SLICE, slice(None), -1)] * (ndim - consumed)
     if ellipsis_at is None:
         items.extend(fill)
     else:
-        items[ellipsis_at:ellipsis_at + 1] = fill
+        items[ellipsis_at : ellipsis_at + 1] = fill
 
     # Second pass: walk the operand's axes.
     entries: list[_Entry] = []
@@ -193,15 +193,12 @@ def parse_index(shape: tuple, idx) -> _Plan:
                 start, stop, step = value.indices(n)
             except TypeError:
                 raise _bad_slice(value) from None
-            entries.append(_Entry(_SLICE, dim, pos, start, step,
-                                  _slice_length(start, stop, step)))
+            entries.append(_Entry(_SLICE, dim, pos, start, step, _slice_length(start, stop, step)))
             dim += 1
         elif kind == _INT:
             n = shape[dim]
             if not -n <= value < n:
-                raise IndexError(
-                    f"index {value} is out of bounds for axis {dim} with size {n}"
-                )
+                raise IndexError(f"index {value} is out of bounds for axis {dim} with size {n}")
             entries.append(_Entry(_INT, dim, pos, value % n))
             dim += 1
         elif kind == "mask":
@@ -240,7 +237,9 @@ def parse_index(shape: tuple, idx) -> _Plan:
     if advanced:
         entries = [
             e._replace(kind=_ARRAY, value=np.asarray(e.start, default_int()))
-            if e.kind == _INT else e for e in entries
+            if e.kind == _INT
+            else e
+            for e in entries
         ]
         adv = [e for e in entries if e.kind == _ARRAY]
         try:
@@ -310,8 +309,7 @@ def _normalize_traced(i, n: int):
         i = lax.convert_element_type(i, idx_dt)
     if dt.kind == "u":
         return i
-    return lax.select_n(lax.lt(i, scalar_const(0, idx_dt)), i,
-                        lax.add(i, scalar_const(n, idx_dt)))
+    return lax.select_n(lax.lt(i, scalar_const(0, idx_dt)), i, lax.add(i, scalar_const(n, idx_dt)))
 
 
 def _normalize_concrete(v: np.ndarray, n: int, clamp: bool) -> np.ndarray:
@@ -396,8 +394,9 @@ def _basic_recipe(shape: tuple, plan: _Plan):
             strides[e.dim] = step
         elif e.kind == _INT:
             start[e.dim], limit[e.dim] = e.start, e.start + 1
-    sliced = start != [0] * len(shape) or limit != list(shape) or builtins.any(
-        s != 1 for s in strides)
+    sliced = (
+        start != [0] * len(shape) or limit != list(shape) or builtins.any(s != 1 for s in strides)
+    )
     window = (tuple(start), tuple(limit), tuple(strides)) if sliced else None
     return tuple(reversed_dims), window, plan.out_shape
 
@@ -458,8 +457,11 @@ def getitem(x, idx):
         before = builtins.sum(1 for e in entries if e.kind == _SLICE and e.dim < axes[0])
         if before:
             rest = g.ndim - nb
-            perm = (tuple(range(nb, nb + before)) + tuple(range(nb))
-                    + tuple(range(nb + before, nb + rest)))
+            perm = (
+                tuple(range(nb, nb + before))
+                + tuple(range(nb))
+                + tuple(range(nb + before, nb + rest))
+            )
             g = lax.transpose(g, perm)
     return lax.reshape(g, plan.out_shape) if g.shape != plan.out_shape else g
 
@@ -478,14 +480,16 @@ def _updates_for(name: str, x, plan: _Plan, values):
     target = plan.out_shape
     s = v.shape
     ok = len(s) <= len(target) and builtins.all(
-        d == t or d == 1 for d, t in zip(s[::-1], target[::-1]))
+        d == t or d == 1 for d, t in zip(s[::-1], target[::-1])
+    )
     if not ok:
         # NumPy also accepts values with extra leading size-1 axes.
         squeezed = s
         while len(squeezed) > len(target) and squeezed[0] == 1:
             squeezed = squeezed[1:]
         if squeezed != s and builtins.all(
-                d == t or d == 1 for d, t in zip(squeezed[::-1], target[::-1])):
+            d == t or d == 1 for d, t in zip(squeezed[::-1], target[::-1])
+        ):
             v = lax.reshape(v, squeezed)
             s = squeezed
         else:
@@ -516,15 +520,20 @@ def scatter_update(x, idx, values, name: str):
     entries = plan.entries
     if x.aval.dtype == BOOL and name == "add":
         name = "add_bool"
-    indexed = [e for e in entries if e.kind in (_INT, _ARRAY) or (
-        e.kind == _SLICE and not (e.start == 0 and e.step == 1 and e.length == shape[e.dim]))]
+    indexed = [
+        e
+        for e in entries
+        if e.kind in (_INT, _ARRAY)
+        or (e.kind == _SLICE and not (e.start == 0 and e.step == 1 and e.length == shape[e.dim]))
+    ]
     if not indexed:  # x.at[...].op(v): the whole array
         v = lax.reshape(v, shape) if v.shape != shape else v
         if name == "add_bool":
             return lax.or_(x, v)
         return _combine(name, x, v)
     unit_basic = not plan.advanced and builtins.all(
-        e.kind == _INT or e.kind == _NONE or (e.kind == _SLICE and e.step == 1) for e in entries)
+        e.kind == _INT or e.kind == _NONE or (e.kind == _SLICE and e.step == 1) for e in entries
+    )
     if unit_basic:
         if builtins.any(e.kind == _SLICE and e.length == 0 for e in entries):
             return x
@@ -585,7 +594,7 @@ def _general_scatter(x, plan: _Plan, v, name: str):
     for e in entries:
         if e.kind == _ARRAY:
             r = e.value.ndim
-            columns.append((e.value, b_positions[len(b_positions) - r:], shape[e.dim]))
+            columns.append((e.value, b_positions[len(b_positions) - r :], shape[e.dim]))
             axes.append(e.dim)
         elif e.kind == _INT:
             columns.append((np.asarray(e.start), (), shape[e.dim]))
@@ -617,10 +626,9 @@ class _IndexUpdateRef:
     def __repr__(self) -> str:
         return f"_IndexUpdateRef({self.array!r}, {self.index!r})"
 
-    def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None,
-            fill_value=None):
+    def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None, fill_value=None):
         """`x[idx]` (out-of-range index-array entries are clamped)."""
-        _check_mode(mode)
+        _check_mode(mode, (None, "clip", "promise_in_bounds"))
         return getitem(self.array, self.index)
 
     def set(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
@@ -665,9 +673,13 @@ class _IndexUpdateRef:
         return self.multiply(true_divide(1, values), mode=mode)
 
 
-def _check_mode(mode) -> None:
-    if mode not in (None, "clip", "drop", "promise_in_bounds", "fill"):
-        raise ValueError(f"at[]: unknown mode {mode!r}")
+def _check_mode(mode, supported=(None, "drop", "promise_in_bounds")) -> None:
+    """Gathers clamp and scatters drop out-of-range indices; other modes are not implemented."""
+    if mode not in supported:
+        raise NotImplementedError(
+            f"at[]: mode={mode!r} is not supported here; supported: "
+            f"{', '.join(repr(m) for m in supported)}"
+        )
 
 
 class _IndexUpdateHelper:
@@ -704,8 +716,16 @@ def _fill_value_for(dt: np.dtype, fill_value):
     return True
 
 
-def take(a, indices, axis: int | None = None, out=None, mode=None, unique_indices=False,
-         indices_are_sorted=False, fill_value=None):
+def take(
+    a,
+    indices,
+    axis: int | None = None,
+    out=None,
+    mode=None,
+    unique_indices=False,
+    indices_are_sorted=False,
+    fill_value=None,
+):
     """Elements of `a` at `indices` along `axis` (of the flattened array if None).
 
     `mode`: None or 'fill' (out-of-range indices give `fill_value`, NaN for floats, as in
@@ -733,8 +753,9 @@ def take(a, indices, axis: int | None = None, out=None, mode=None, unique_indice
     if idx.aval.dtype != idx_dt:
         idx = lax.convert_element_type(idx, idx_dt)
     if mode not in (None, "fill", "clip", "wrap"):
-        raise NotImplementedError(f"take: mode {mode!r} is not supported; use 'fill', 'clip' or "
-                                  "'wrap'")
+        raise NotImplementedError(
+            f"take: mode {mode!r} is not supported; use 'fill', 'clip' or 'wrap'"
+        )
     if n == 0:
         raise IndexError(f"take: cannot take from an empty axis {ax} (shape {a.shape})")
     if mode == "wrap":
@@ -809,7 +830,8 @@ def nonzero(a, *, size=None, fill_value=None) -> tuple:
         fills = fill if isinstance(fill, (tuple, list)) else (fill,) * len(coords)
         coords = tuple(
             np.concatenate([c[:size], np.full(builtins.max(0, size - c.size), f)])
-            for c, f in zip(coords, fills))
+            for c, f in zip(coords, fills)
+        )
     return tuple(const_indices(c) for c in coords)
 
 

@@ -32,8 +32,9 @@ _INT32 = np.dtype("int32")
 def _dot_general(lhs, rhs, dims, preferred_element_type=None):
     """dot_general that also accepts bools (computed in int32, then tested for nonzero)."""
     if lhs.aval.dtype == BOOL:
-        out = lax.dot_general(lax.convert_element_type(lhs, _INT32),
-                              lax.convert_element_type(rhs, _INT32), dims)
+        out = lax.dot_general(
+            lax.convert_element_type(lhs, _INT32), lax.convert_element_type(rhs, _INT32), dims
+        )
         return lax.ne(out, lax.full((), 0, _INT32))
     pet = None if preferred_element_type is None else canonical_dtype(preferred_element_type)
     return lax.dot_general(lhs, rhs, dims, pet)
@@ -129,8 +130,7 @@ def inner(a, b, *, precision=None, preferred_element_type=None):
         return multiply(a, b)
     if sa[-1] != sb[-1]:
         raise _mismatch("inner", sa, sb, "axis -1", "axis -1", sa[-1], sb[-1])
-    return _dot_general(a, b, (((len(sa) - 1,), (len(sb) - 1,)), ((), ())),
-                        preferred_element_type)
+    return _dot_general(a, b, (((len(sa) - 1,), (len(sb) - 1,)), ((), ())), preferred_element_type)
 
 
 def outer(a, b, out=None):
@@ -185,8 +185,9 @@ def tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None):
         b_axes = tuple(canonicalize_axis("tensordot", x, nb) for x in b_axes)
     for i, j in zip(a_axes, b_axes):
         if a.shape[i] != b.shape[j]:
-            raise _mismatch("tensordot", a.shape, b.shape, f"axis {i}", f"axis {j}",
-                            a.shape[i], b.shape[j])
+            raise _mismatch(
+                "tensordot", a.shape, b.shape, f"axis {i}", f"axis {j}", a.shape[i], b.shape[j]
+            )
     return _dot_general(a, b, ((a_axes, b_axes), ((), ())), preferred_element_type)
 
 
@@ -243,7 +244,7 @@ def _parse_einsum(subscripts: str, shapes: list) -> tuple[list[list[str]], list[
         k = n_ellipsis if ndim is None else ndim - len(head) - len(tail)
         if k < 0:
             raise ValueError(f"einsum: operand has too few dimensions for {term!r}")
-        return list(head) + ell[n_ellipsis - k:] + list(tail)
+        return list(head) + ell[n_ellipsis - k :] + list(tail)
 
     inputs = []
     for term, s in zip(terms, shapes):
@@ -291,8 +292,15 @@ def _einsum_diagonal(x, labels: list[str]):
         labels = [lb for k, lb in enumerate(labels) if k not in (i, j)] + [lab]
 
 
-def einsum(subscripts, *operands, out=None, optimize="optimal", precision=None,
-           preferred_element_type=None, _use_xeinsum=False):
+def einsum(
+    subscripts,
+    *operands,
+    out=None,
+    optimize="optimal",
+    precision=None,
+    preferred_element_type=None,
+    _use_xeinsum=False,
+):
     """Einstein summation, e.g. 'ij,jk->ik' (matmul), 'bij,bjk->bik', 'i,i->', 'ij->ji',
     'ii->i'; implicit output (no '->') and '...' are supported.
 
@@ -356,13 +364,19 @@ def einsum(subscripts, *operands, out=None, optimize="optimal", precision=None,
         shared = [lab for lab in labels if lab in ylabels]
         batch = [lab for lab in shared if lab in keep]
         contract = [lab for lab in shared if lab not in keep]
-        dims = ((tuple(labels.index(lab) for lab in contract),
-                 tuple(ylabels.index(lab) for lab in contract)),
-                (tuple(labels.index(lab) for lab in batch),
-                 tuple(ylabels.index(lab) for lab in batch)))
+        dims = (
+            (
+                tuple(labels.index(lab) for lab in contract),
+                tuple(ylabels.index(lab) for lab in contract),
+            ),
+            (tuple(labels.index(lab) for lab in batch), tuple(ylabels.index(lab) for lab in batch)),
+        )
         x = _dot_general(x, y, dims, preferred_element_type)
-        labels = (batch + [lab for lab in labels if lab not in shared]
-                  + [lab for lab in ylabels if lab not in shared])
+        labels = (
+            batch
+            + [lab for lab in labels if lab not in shared]
+            + [lab for lab in ylabels if lab not in shared]
+        )
         x, labels = sum_private(x, labels, keep)
 
     x, labels = sum_private(x, labels, set(output))

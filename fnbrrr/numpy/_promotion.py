@@ -43,10 +43,14 @@ _BROADCAST_CACHE: dict = {}
 # What int and bool dtypes become in functions that need an inexact result (sin, divide,
 # mean): NumPy's choice, then canonicalised (int32 -> float32 here, where NumPy says float64).
 _TO_INEXACT = {
-    BOOL: np.dtype("float32"), np.dtype("int8"): np.dtype("float16"),
-    np.dtype("uint8"): np.dtype("float16"), np.dtype("int16"): np.dtype("float32"),
-    np.dtype("uint16"): np.dtype("float32"), np.dtype("int32"): np.dtype("float32"),
-    np.dtype("uint32"): np.dtype("float32"), np.dtype("int64"): np.dtype("float64"),
+    BOOL: np.dtype("float32"),
+    np.dtype("int8"): np.dtype("float16"),
+    np.dtype("uint8"): np.dtype("float16"),
+    np.dtype("int16"): np.dtype("float32"),
+    np.dtype("uint16"): np.dtype("float32"),
+    np.dtype("int32"): np.dtype("float32"),
+    np.dtype("uint32"): np.dtype("float32"),
+    np.dtype("int64"): np.dtype("float64"),
     np.dtype("uint64"): np.dtype("float64"),
 }
 
@@ -55,11 +59,13 @@ def _refresh(name=None, value=None) -> None:
     if name not in (None, "jax_enable_x64"):
         return
     _PY_SCALAR.clear()
-    _PY_SCALAR.update({
-        bool: (BOOL, False),
-        int: (dtypes.default_int(), True),
-        float: (dtypes.default_float(), True),
-    })
+    _PY_SCALAR.update(
+        {
+            bool: (BOOL, False),
+            int: (dtypes.default_int(), True),
+            float: (dtypes.default_float(), True),
+        }
+    )
     _DTYPE_CACHE.clear()
     _RESULT_CACHE.clear()
     _CONST_CACHE.clear()
@@ -148,8 +154,8 @@ def to_inexact_dtype(dtype: np.dtype, weak: bool) -> np.dtype:
 def scalar_const(value, dtype: np.dtype) -> ArrayImpl:
     """A Python scalar as a weak 0-d array of `dtype` (cached: `x * 2.0` reuses one constant).
 
-    Bool constants are strong (bool has no weak type). `-0.0` and NaN are never cached, since
-    they compare equal to `0` / unequal to themselves.
+    Bool constants are strong (bool has no weak type). Zeros and NaN are never cached: `-0.0`
+    compares equal to `0` and NaN unequal to itself, so a cached entry could be wrong.
     """
     key = (dtype, value)
     try:
@@ -161,7 +167,7 @@ def scalar_const(value, dtype: np.dtype) -> ArrayImpl:
     arr = np.array(value, dtype)
     arr.flags.writeable = False
     const = ArrayImpl(arr, dtype.kind != "b")
-    if value == value and not (value == 0 and type(value) is float):
+    if value == value and value != 0:
         if len(_CONST_CACHE) >= _CONST_CACHE_MAX:
             _CONST_CACHE.clear()
         _CONST_CACHE[key] = const
@@ -380,21 +386,28 @@ def promote2(name: str, x, y):
     if type(x) is ArrayImpl:
         xv = x._value
         ty = type(y)
-        if ty is ArrayImpl:
+        if ty is float:
+            dt = xv.dtype
+            if dt.kind == "f":
+                const = _CONST_CACHE.get((dt, y))
+                return x, const if const is not None else scalar_const(y, dt), dt
+        elif ty is ArrayImpl:
             yv = y._value
             dt = xv.dtype
             if dt is yv.dtype and (xv.shape == yv.shape or not yv.shape or not xv.shape):
                 return x, y, dt
-        elif ty is float or ty is int:
-            dt = _SCALAR_KEEPS.get((xv.dtype, ty))
-            if dt is not None:
-                return x, scalar_const(y, dt), dt
+        elif ty is int:
+            dt = xv.dtype
+            if dt.kind in "fiu":
+                const = _CONST_CACHE.get((dt, y))
+                return x, const if const is not None else scalar_const(y, dt), dt
     elif type(y) is ArrayImpl:
         tx = type(x)
         if tx is float or tx is int:
             dt = _SCALAR_KEEPS.get((y._value.dtype, tx))
             if dt is not None:
-                return scalar_const(x, dt), y, dt
+                const = _CONST_CACHE.get((dt, x))
+                return const if const is not None else scalar_const(x, dt), y, dt
     (x, y), dt = promote(name, x, y)
     return x, y, dt
 

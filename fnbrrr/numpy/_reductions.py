@@ -40,8 +40,9 @@ def canonicalize_axis(name: str, axis, ndim: int) -> int:
     if not -ndim <= a < ndim:
         raise np.exceptions.AxisError(
             f"{name}: axis {a} is out of bounds for an array of dimension {ndim} "
-            f"(valid axes are {-ndim}..{ndim - 1})" if ndim else
-            f"{name}: axis {a} is out of bounds for a 0-d array (only axis=None is valid)"
+            f"(valid axes are {-ndim}..{ndim - 1})"
+            if ndim
+            else f"{name}: axis {a} is out of bounds for a 0-d array (only axis=None is valid)"
         )
     return a % ndim if ndim else 0
 
@@ -104,8 +105,16 @@ def _prepare(name: str, a, axis, dtype, where_mask, fill, promote_ints: bool = T
     return a, aval.shape, axes, dt
 
 
-def sum(a, axis=None, dtype=None, out=None, keepdims: bool = False, initial=None, where=None,
-        promote_integers: bool = True):  # noqa: A001
+def sum(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    keepdims: bool = False,
+    initial=None,
+    where=None,
+    promote_integers: bool = True,
+):  # noqa: A001
     """Sum of elements over `axis`; bools and narrow ints sum as the default int (int32).
 
     Example:
@@ -123,8 +132,16 @@ def sum(a, axis=None, dtype=None, out=None, keepdims: bool = False, initial=None
     return _finish(r, shape, axes, keepdims)
 
 
-def prod(a, axis=None, dtype=None, out=None, keepdims: bool = False, initial=None, where=None,
-         promote_integers: bool = True):
+def prod(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    keepdims: bool = False,
+    initial=None,
+    where=None,
+    promote_integers: bool = True,
+):
     """Product of elements over `axis` (bools and narrow ints widen to the default int).
 
     Example:
@@ -158,8 +175,9 @@ def _extremum(name: str, lax_reduce, lax_combine, a, axis, out, keepdims, initia
         mask = broadcast_to_shape(_as_bool(name, where_mask), aval.shape)
         a = lax.select_n(mask, lax.full(aval.shape, initial, aval.dtype), a)
     if builtins.any(aval.shape[i] == 0 for i in axes):
-        r = lax.full(tuple(d for i, d in enumerate(aval.shape) if i not in axes), initial,
-                     aval.dtype)
+        r = lax.full(
+            tuple(d for i, d in enumerate(aval.shape) if i not in axes), initial, aval.dtype
+        )
     else:
         r = lax_reduce(a, axes) if axes else a
         if initial is not None:
@@ -253,8 +271,17 @@ def mean(a, axis=None, dtype=None, out=None, keepdims: bool = False, *, where=No
     return _finish(r, aval.shape, axes, keepdims)
 
 
-def var(a, axis=None, dtype=None, out=None, ddof: int = 0, keepdims: bool = False, *,
-        where=None, correction=None):
+def var(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof: int = 0,
+    keepdims: bool = False,
+    *,
+    where=None,
+    correction=None,
+):
     """Variance over `axis`: mean of squared deviations divided by (N - ddof); ddof=0 is the
     population variance.
 
@@ -273,8 +300,11 @@ def var(a, axis=None, dtype=None, out=None, ddof: int = 0, keepdims: bool = Fals
     if where is None:
         n = _count(aval.shape, axes)
         centered = lax.sub(x, broadcast_to_shape(mean(x, axes, keepdims=True), aval.shape))
-        total = lax.reduce_sum(lax.mul(centered, centered), axes) if axes else lax.mul(
-            centered, centered)
+        total = (
+            lax.reduce_sum(lax.mul(centered, centered), axes)
+            if axes
+            else lax.mul(centered, centered)
+        )
         r = lax.div(total, scalar_const(builtins.max(n - ddof, 0), acc_dt))
     else:
         mask = broadcast_to_shape(_as_bool("var", where), aval.shape)
@@ -288,8 +318,17 @@ def var(a, axis=None, dtype=None, out=None, ddof: int = 0, keepdims: bool = Fals
     return _finish(r, aval.shape, axes, keepdims)
 
 
-def std(a, axis=None, dtype=None, out=None, ddof: int = 0, keepdims: bool = False, *,
-        where=None, correction=None):
+def std(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof: int = 0,
+    keepdims: bool = False,
+    *,
+    where=None,
+    correction=None,
+):
     """Standard deviation over `axis`: sqrt(var(...)); ddof=0 is the population statistic."""
     _no_out("std", out)
     return lax.sqrt(var(a, axis, dtype, None, ddof, keepdims, where=where, correction=correction))

@@ -96,7 +96,7 @@ def _resolve_shape(name: str, old: tuple, new) -> tuple[int, ...]:
                 f"{name}: cannot reshape array of shape {old} (size {total}) into shape {new}: "
                 "the -1 dimension cannot be inferred"
             )
-        new = new[:unknown[0]] + (total // known,) + new[unknown[0] + 1:]
+        new = new[: unknown[0]] + (total // known,) + new[unknown[0] + 1 :]
     elif known != total:
         raise ReshapeError(
             f"{name}: cannot reshape array of shape {old} (size {total}) into shape {new} "
@@ -276,7 +276,8 @@ def concatenate(arrays, axis: int | None = 0, dtype=None):
     for x in xs[1:]:
         s = x.shape
         if len(s) != len(ref) or builtins.any(
-                d != r for i, (d, r) in enumerate(zip(s, ref)) if i != ax):
+            d != r for i, (d, r) in enumerate(zip(s, ref)) if i != ax
+        ):
             shapes = ", ".join(str(tuple(x.shape)) for x in xs)
             raise ValueError(
                 f"concatenate: all input arrays must have the same shape except along axis {ax}; "
@@ -380,7 +381,8 @@ def _split(name: str, ary, indices_or_sections, axis: int, equal: bool) -> list:
     ax = canonicalize_axis(name, axis, a.ndim)
     n = a.shape[ax]
     if isinstance(indices_or_sections, (list, tuple, np.ndarray)) or (
-            hasattr(indices_or_sections, "ndim") and indices_or_sections.ndim == 1):
+        hasattr(indices_or_sections, "ndim") and indices_or_sections.ndim == 1
+    ):
         cuts = [operator.index(i) for i in np.asarray(indices_or_sections).tolist()]
         cuts = [builtins.min(builtins.max(c + n if c < 0 else c, 0), n) for c in cuts]
         bounds = [0, *cuts, n]
@@ -445,7 +447,8 @@ def broadcast_to(array, shape):
     target = _check_nonnegative("broadcast_to", _as_shape("broadcast_to", shape))
     s = a.shape
     ok = len(s) <= len(target) and builtins.all(
-        d == t or d == 1 for d, t in zip(s[::-1], target[::-1]))
+        d == t or d == 1 for d, t in zip(s[::-1], target[::-1])
+    )
     if not ok:
         raise ValueError(
             f"broadcast_to: cannot broadcast an array of shape {s} to shape {target}; each "
@@ -512,10 +515,10 @@ def repeat(a, repeats, axis: int | None = None, *, total_repeat_length=None):
         r = operator.index(reps.item())
         if r < 0:
             raise ValueError(f"repeat: repeats may not be negative, got {r}")
-        expanded = s[:ax + 1] + (r,) + s[ax + 1:]
+        expanded = s[: ax + 1] + (r,) + s[ax + 1 :]
         dims = tuple(range(ax + 1)) + tuple(range(ax + 2, len(s) + 1))
         b = lax.broadcast_in_dim(a, expanded, dims)
-        return lax.reshape(b, s[:ax] + (s[ax] * r,) + s[ax + 1:])
+        return lax.reshape(b, s[:ax] + (s[ax] * r,) + s[ax + 1 :])
     if reps.shape != (s[ax],):
         raise ValueError(
             f"repeat: repeats has shape {reps.shape}; it must be an int or have one entry per "
@@ -569,8 +572,10 @@ def _roll_dynamic(a, shift, ax: int):
     shift = to_array(shift, "roll")
     idx_dt = shift.aval.dtype
     twice = lax.concatenate([a, a], ax)
-    k = lax.rem(lax.add(lax.rem(lax.neg(shift), scalar_const(n, idx_dt)),
-                        scalar_const(n, idx_dt)), scalar_const(n, idx_dt))
+    k = lax.rem(
+        lax.add(lax.rem(lax.neg(shift), scalar_const(n, idx_dt)), scalar_const(n, idx_dt)),
+        scalar_const(n, idx_dt),
+    )
     starts = [scalar_const(0, idx_dt)] * a.ndim
     starts[ax] = k
     return lax.dynamic_slice(twice, starts, a.shape)
@@ -638,8 +643,11 @@ def pad(array, pad_width, mode: str = "constant", **kwargs):
         values = np.asarray(kwargs.get("constant_values", 0))
         if isinstance(kwargs.get("constant_values"), Tracer) or values.ndim == 0:
             fill = kwargs.get("constant_values", 0)
-            fill = lax.convert_element_type(to_array(fill, "pad"), a.aval.dtype) if isinstance(
-                fill, Tracer) else scalar_const(np.asarray(fill).item(), a.aval.dtype)
+            fill = (
+                lax.convert_element_type(to_array(fill, "pad"), a.aval.dtype)
+                if isinstance(fill, Tracer)
+                else scalar_const(np.asarray(fill).item(), a.aval.dtype)
+            )
             return lax.pad(a, fill, [(lo, hi, 0) for lo, hi in widths])
         per_axis = np.broadcast_to(values, (a.ndim, 2))
         for ax, ((lo, hi), (vlo, vhi)) in enumerate(zip(widths, per_axis.tolist())):
@@ -665,10 +673,12 @@ def pad(array, pad_width, mode: str = "constant", **kwargs):
                 "is not supported"
             )
         if mode == "edge":
-            before = broadcast_to_shape(_slice_axis(a, ax, 0, 1),
-                                        a.shape[:ax] + (lo,) + a.shape[ax + 1:])
-            after = broadcast_to_shape(_slice_axis(a, ax, n - 1, n),
-                                       a.shape[:ax] + (hi,) + a.shape[ax + 1:])
+            before = broadcast_to_shape(
+                _slice_axis(a, ax, 0, 1), a.shape[:ax] + (lo,) + a.shape[ax + 1 :]
+            )
+            after = broadcast_to_shape(
+                _slice_axis(a, ax, n - 1, n), a.shape[:ax] + (hi,) + a.shape[ax + 1 :]
+            )
         elif mode == "wrap":
             before, after = _slice_axis(a, ax, n - lo, n), _slice_axis(a, ax, 0, hi)
         elif mode == "reflect":

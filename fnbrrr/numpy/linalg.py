@@ -99,5 +99,13 @@ def matrix_norm(x, /, *, keepdims: bool = False, ord="fro"):  # noqa: A002
     return _matrix_norm(_as_inexact(to_array(x, "matrix_norm")), ord, (-2, -1), keepdims)
 
 
-__all__ = ["matmul", "matrix_norm", "matrix_transpose", "norm", "outer", "tensordot", "vecdot",
-           "vector_norm"]
+__all__ = [
+    "matmul",
+    "matrix_norm",
+    "matrix_transpose",
+    "norm",
+    "outer",
+    "tensordot",
+    "vecdot",
+    "vector_norm",
+]

@@ -43,7 +43,7 @@ class ShapedArray:
         ShapedArray(f32[3,4])
     """
 
-    __slots__ = ("shape", "dtype", "weak_type")
+    __slots__ = ("shape", "dtype", "weak_type", "_hash")
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, weak_type: bool = False):
         self.shape = shape
@@ -66,7 +66,7 @@ class ShapedArray:
         return f"{_SHORT_DTYPE.get(self.dtype.name, self.dtype.name)}[{','.join(map(str, self.shape))}]"
 
     def __eq__(self, other) -> bool:
-        return (
+        return self is other or (
             type(other) is ShapedArray
             and self.shape == other.shape
             and self.dtype == other.dtype
@@ -74,7 +74,11 @@ class ShapedArray:
         )
 
     def __hash__(self) -> int:
-        return hash((self.shape, self.dtype, self.weak_type))
+        try:  # computed on first use: avals key the jit cache, but eager code never hashes
+            return self._hash
+        except AttributeError:
+            self._hash = hash((self.shape, self.dtype, self.weak_type))
+            return self._hash
 
     def __repr__(self) -> str:
         weak = ", weak_type=True" if self.weak_type else ""

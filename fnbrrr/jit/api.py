@@ -24,7 +24,9 @@ from fnbrrr.jit import passes
 from fnbrrr.jit.codegen import generate
 from fnbrrr.jit.fusion import plan_fusion
 from fnbrrr.jit.runtime import Executable
-from fnbrrr.tree_util import tree_flatten, tree_unflatten
+from fnbrrr.tree_util import tree_flatten, tree_structure, tree_unflatten
+
+_LEAF = tree_structure(0)
 
 # --------------------------------------------------------------------------------------------
 # Compiling a closed program
@@ -75,6 +77,31 @@ class Compiled:
         inputs = [_as_input(x, a) for x, a in zip(flat_args, self.lowered.original.in_avals)]
         outs = self.executable(inputs)
         return [ArrayImpl(o, a.weak_type) for o, a in zip(outs, self.out_avals)]
+
+    def fast_caller(self, out_tree) -> Callable:
+        """A call path for positional fnbrrr Arrays of the compiled signature (the hot path)."""
+        ex = self.executable
+        driver, consts, pool, blas = ex.driver, ex.consts, ex.pool, ex.blas
+        weak = [a.weak_type for a in self.out_avals]
+        if out_tree.num_leaves == 1 and out_tree == _LEAF:
+            out_weak = weak[0]
+
+            def call_one(args):
+                values = [a._value for a in args]
+                for v in values:
+                    if not v.flags.c_contiguous:
+                        values = [np.ascontiguousarray(v) for v in values]
+                        break
+                return ArrayImpl(driver(values, consts, pool, blas)[0], out_weak)
+
+            return call_one
+
+        def call(args):
+            values = [np.ascontiguousarray(a._value) for a in args]
+            outs = driver(values, consts, pool, blas)
+            return tree_unflatten(out_tree, [ArrayImpl(o, w) for o, w in zip(outs, weak)])
+
+        return call
 
     def __call__(self, *args, **kwargs):
         flat, _ = tree_flatten((args, kwargs))
@@ -268,6 +295,8 @@ class JitFunction:
         self.static_argnums, self.static_argnames = _normalize_static(
             fun, static_argnums, static_argnames)
         self._cache: dict = {}
+        # signature -> call path, for calls with positional Arrays only (no statics, kwargs)
+        self._fast: dict | None = None if (self.static_argnums or self.static_argnames) else {}
         self.trace_count = 0
         # updated=(): copying fun.__dict__ would overwrite our own attributes (and a
         # custom_jvp object's rule would be lost behind the plain function).
@@ -276,6 +305,17 @@ class JitFunction:
     # --- the call path -------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
+        if not kwargs and self._fast is not None and not core.current_level():
+            try:  # the hot path: positional concrete Arrays of a signature seen before
+                caller = self._fast.get((config.jax_enable_x64, *[a._aval or a.aval
+                                                                  for a in args]))
+            except AttributeError:
+                caller = None
+            if caller is not None and not config.jax_disable_jit:
+                return caller(args)
+        return self._call_general(args, kwargs)
+
+    def _call_general(self, args, kwargs):
         if config.jax_disable_jit:
             return self.fun(*args, **kwargs)
         dynamic_args, dynamic_kwargs, static_key = self._split(args, kwargs)
@@ -286,6 +326,10 @@ class JitFunction:
         entry = self._cache.get(key)
         if entry is None:
             entry = self._cache[key] = self._compile(args, kwargs, flat, in_tree)
+            if self._fast is not None and not kwargs and all(
+                    type(a) is ArrayImpl for a in args):
+                fast_key = (config.jax_enable_x64, *[a.aval for a in args])
+                self._fast[fast_key] = entry.compiled.fast_caller(entry.out_tree)
         outs = entry.compiled.call_flat(flat)
         return tree_unflatten(entry.out_tree, outs)
 
@@ -348,6 +392,8 @@ class JitFunction:
     def clear_cache(self) -> None:
         """Forget every compiled signature (the disk cache stays)."""
         self._cache.clear()
+        if self._fast is not None:
+            self._fast.clear()
 
     def __get__(self, obj, objtype=None):
         if obj is None:

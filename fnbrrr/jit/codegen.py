@@ -364,6 +364,9 @@ class _Emitter:
 
     # --- the module ----------------------------------------------------------------------------
 
+    def _driver(self, arg_names, output_atoms) -> list[str]:
+        return _driver_lines(self.args, output_atoms, len(self.blas), self.name)
+
     def _module(self, output_atoms) -> Generated:
         from fnbrrr.jit.blas import gemm_function_name
 
@@ -396,12 +399,53 @@ class _Emitter:
             *self.lines,
             "",
         ]
-        source = "\n".join(header + body)
+        source = "\n".join(header + body + self._driver(arg_names, output_atoms))
         source = source.replace("gemm_call_f32(", f"{gemm_function_name('float32')}(") \
             .replace("gemm_call_f64(", f"{gemm_function_name('float64')}(")
         key = hashlib.sha256(source.encode()).hexdigest()[:20]
         return Generated(source, self.args, output_atoms, tuple(sorted(self.blas)),
                          self.fallbacks, key)
+
+
+def _driver_lines(args, output_atoms, n_blas, name) -> list[str]:
+    """The Python driver: allocate outputs, take intermediates from the pool, call, return."""
+    inputs = [a for a in args if a.role == "input"]
+    consts = [a for a in args if a.role == "const"]
+    temps = [a for a in args if a.role == "temp"]
+    outputs = [a for a in args if a.role == "output"]
+    lines = ["", "",
+             "def new_temps():",
+             '    """Buffers for the intermediates of one call (reused through a pool)."""',
+             "    return [" + ", ".join(f"np.empty({t.shape!r}, np.{t.dtype.name})"
+                                      for t in temps) + "]",
+             "", "",
+             "def call(inputs, consts, pool, blas):",
+             '    """Run the program on C-contiguous NumPy inputs; returns fresh outputs."""']
+    for i, a in enumerate(inputs):
+        lines.append(f"    {a.name} = inputs[{i}]")
+    for i, a in enumerate(consts):
+        lines.append(f"    {a.name} = consts[{i}]")
+    if temps:
+        lines.append("    temps = pool.pop() if pool else new_temps()")
+        lines.append(f"    {', '.join(t.name for t in temps)}, = temps")
+    for o in outputs:
+        lines.append(f"    {o.name} = np.empty({o.shape!r}, np.{o.dtype.name})")
+    blas = [f"blas[{i}]" for i in range(n_blas)]
+    lines.append(f"    {name}({', '.join([a.name for a in args] + blas)})")
+    if temps:
+        lines.append("    pool.append(temps)")
+    results = []
+    for kind, where in output_atoms:
+        if kind == "buffer":
+            results.append(where)
+        elif kind == "input":
+            results.append(f"np.array({inputs[where].name})")
+        elif kind == "const":
+            results.append(f"np.array({consts[where].name})")
+        else:
+            results.append(f"np.array({literal(where, np.asarray(where).dtype)})")
+    lines.append(f"    return [{', '.join(results)}]")
+    return lines
 
 
 def _shape_str(shape) -> str:

@@ -155,12 +155,12 @@ _INF_F32, _NAN_F32 = _F32(np.inf), _F32(np.nan)
 _INF, _NAN = math.inf, math.nan
 
 # Adding 1.5 * 2**23 (2**52) to |v| < 2**22 (2**51) rounds v to an integer, kept in the low
-# mantissa bits: the difference of the bit patterns is that integer, with no float->int
-# conversion (which would be poison for NaN in LLVM).
+# mantissa bits (read them with a bit cast: no float->int conversion, which is poison for NaN
+# in LLVM); subtracting it again leaves round(v) as a float.
 _ROUND_F32 = _F32(12582912.0)
-_ROUND_F32_BITS = 0x4B400000
 _ROUND_F64 = 6755399441055744.0
-_ROUND_F64_BITS = 0x4338000000000000
+_POW2_SHIFT_F32, _POW2_SHIFT_F64 = _ROUND_F32 + _F32(127.0), _ROUND_F64 + 1023.0
+_QUARTER_F32, _SIXTY_FOUR_F32 = _F32(0.25), _F32(64.0)
 
 _LOG2E_F32 = _F32(1.44269504088896341)
 _LN2_HI_F32 = _F32(0.693359375)  # Cephes: 9 significant bits, so n * _LN2_HI_F32 is exact
@@ -230,14 +230,14 @@ _PI_OVER_2 = 1.5707963267948966
 
 
 def _reduction_table() -> tuple[np.ndarray, ...]:
-    """Four float64 pieces of (2/pi * 2**(E - 150)) mod 4 for each float32 biased exponent E.
+    """Three float64 pieces of (2/pi * 2**(E - 150)) mod 4 for each float32 biased exponent E.
 
     A float32 of exponent E >= 126 is m * 2**(E - 150) with m < 2**24 an integer, so
     x * 2/pi mod 4 = m * G_E mod 4 with G_E = (2/pi * 2**(E - 150)) mod 4: the bits of 2/pi that
-    would only add multiples of 4 are dropped (Payne-Hanek reduction). G_E is cut into four
-    pieces of 26 bits at fixed positions below its leading bit L, so m * piece is exact in
-    float64 and the sum of the first two reduced pieces is exact too (see `_reduce_pi_over_2`);
-    the 104 bits leave an error below 2**-78 in x * 2/pi.
+    would only add multiples of 4 are dropped (Payne-Hanek reduction). G_E is cut into three
+    pieces of 29 bits at fixed positions below its leading bit L <= 1, so each m * piece is exact
+    in float64 (24 + 29 bits), the second is below 2**(L - 4) and the dropped tail leaves an
+    error below 2**-61 in x * 2/pi (see `_reduce_pi_over_2_f32`).
     Row E - 126, for E = 126..255 (255 is inf/nan, whose result is replaced).
     """
     precision = 700  # bits after the binary point, for every intermediate below
@@ -260,16 +260,16 @@ def _reduction_table() -> tuple[np.ndarray, ...]:
         g %= 4 << precision
         leading = g.bit_length() - 1 - precision
         pieces = []
-        for i in range(4):
-            low = leading - 25 - 26 * i
-            chunk = (g >> (low + precision)) & ((1 << 26) - 1)
+        for i in range(3):
+            low = leading - 28 - 29 * i
+            chunk = (g >> (low + precision)) & ((1 << 29) - 1)
             pieces.append(math.ldexp(float(chunk), low))
         rows.append(pieces)
     table = np.array(rows, dtype=np.float64)
-    return tuple(np.ascontiguousarray(table[:, i]) for i in range(4))
+    return tuple(np.ascontiguousarray(table[:, i]) for i in range(3))
 
 
-_REDUCE_G1, _REDUCE_G2, _REDUCE_G3, _REDUCE_G4 = _reduction_table()
+_REDUCE_G1, _REDUCE_G2, _REDUCE_G3 = _reduction_table()
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,40 +277,78 @@ _REDUCE_G1, _REDUCE_G2, _REDUCE_G3, _REDUCE_G4 = _reduction_table()
 # --------------------------------------------------------------------------------------------
 
 
+# Scale factors are built from integer-valued floats k, never from Numba integers: Numba
+# widens integer arithmetic to int64, and a right shift of an int64 stays 64-bit in the vector
+# code (4 lanes per ymm instead of 8; it cost tanh 0.4 ns per element).
+
+
 @_scalar
 def _pow2_f32(k):
-    """2.0**k as float32 for an integer k in [-126, 127], built from its bits."""
+    """2.0**k as float32 for an integer-valued float32 k in [-126, 127], built from its bits.
+
+    k + 1.5 * 2**23 + 127 holds k + 127 in its low mantissa bits; shifting them into the
+    exponent field also shifts out every bit of the 1.5 * 2**23.
+    """
     _force_inline()
-    return _bitcast_i32_to_f32((k + 127) << 23)
+    return _bitcast_i32_to_f32(_bitcast_f32_to_i32(k + _POW2_SHIFT_F32) << 23)
 
 
 @_scalar
 def _pow2_f64(k):
-    """2.0**k as float64 for an integer k in [-1022, 1023], built from its bits."""
+    """2.0**k as float64 for an integer-valued float64 k in [-1022, 1023] (as _pow2_f32)."""
     _force_inline()
-    return _bitcast_i64_to_f64((k + 1023) << 52)
+    return _bitcast_i64_to_f64(_bitcast_f64_to_i64(k + _POW2_SHIFT_F64) << 52)
+
+
+@_scalar
+def _times_pow2_f32(e, k):
+    """e * 2**k for an integer-valued float32 k in [-252, 254], rounded once.
+
+    Two factors 2**floor(k/2) and 2**ceil(k/2) are normal floats, and e * first is exact
+    when e is in [1/2, 2], so a subnormal or overflowing result is rounded by the last multiply.
+    """
+    _force_inline()
+    half = (k * _HALF_F32 - _QUARTER_F32 + _ROUND_F32) - _ROUND_F32  # floor(k / 2)
+    return e * _pow2_f32(half) * _pow2_f32(k - half)
+
+
+@_scalar
+def _times_pow2_f64(e, k):
+    """e * 2**k for an integer-valued float64 k in [-2044, 2046], rounded once (as above)."""
+    _force_inline()
+    half = (k * 0.5 - 0.25 + _ROUND_F64) - _ROUND_F64
+    return e * _pow2_f64(half) * _pow2_f64(k - half)
 
 
 @_scalar
 def _reduce_ln2_f32(x):
-    """Split x = k * ln2 + r with k an integer and |r| <= ln2/2 (Cody-Waite); (r, k)."""
+    """Split x = k * ln2 + r with k integer-valued and |r| <= ln2/2 (Cody-Waite); (r, k)."""
     _force_inline()
-    t = x * _LOG2E_F32 + _ROUND_F32
-    n = t - _ROUND_F32
-    r = x - n * _LN2_HI_F32
-    r = r - n * _LN2_LO_F32
-    return r, _bitcast_f32_to_i32(t) - _ROUND_F32_BITS
+    k = (x * _LOG2E_F32 + _ROUND_F32) - _ROUND_F32
+    r = x - k * _LN2_HI_F32
+    return r - k * _LN2_LO_F32, k
 
 
 @_scalar
 def _reduce_ln2_f64(x):
-    """Split x = k * ln2 + r with k an integer and |r| <= ln2/2 (Cody-Waite); (r, k)."""
+    """Split x = k * ln2 + r with k integer-valued and |r| <= ln2/2 (Cody-Waite); (r, k)."""
     _force_inline()
-    t = x * _LOG2E + _ROUND_F64
-    n = t - _ROUND_F64
-    r = x - n * _LN2_HI
-    r = r - n * _LN2_LO
-    return r, _bitcast_f64_to_i64(t) - _ROUND_F64_BITS
+    k = (x * _LOG2E + _ROUND_F64) - _ROUND_F64
+    r = x - k * _LN2_HI
+    return r - k * _LN2_LO, k
+
+
+@_scalar
+def _exp_parts_f32(x):
+    """(e, k) with e**x = e * 2**k, e in [0.7, 1.42] (Cephes expf polynomial), k integer."""
+    _force_inline()
+    r, k = _reduce_ln2_f32(x)
+    p = _EXPF_P0 * r + _EXPF_P1
+    p = p * r + _EXPF_P2
+    p = p * r + _EXPF_P3
+    p = p * r + _EXPF_P4
+    p = p * r + _EXPF_P5
+    return p * (r * r) + r + _ONE_F32, k
 
 
 @_scalar
@@ -361,17 +399,8 @@ def exp_f32(x):
     _force_inline()
     x = _EXP_HI_F32 if x > _EXP_HI_F32 else x  # NaN fails both tests and passes through
     x = _EXP_LO_F32 if x < _EXP_LO_F32 else x
-    r, k = _reduce_ln2_f32(x)
-    p = _EXPF_P0 * r + _EXPF_P1
-    p = p * r + _EXPF_P2
-    p = p * r + _EXPF_P3
-    p = p * r + _EXPF_P4
-    p = p * r + _EXPF_P5
-    e = p * (r * r) + r + _ONE_F32
-    # 2**k in two factors: each stays a normal float for k in [-150, 128], and the last
-    # multiply rounds a subnormal result exactly once.
-    k_half = k >> 1
-    return e * _pow2_f32(k_half) * _pow2_f32(k - k_half)
+    e, k = _exp_parts_f32(x)
+    return _times_pow2_f32(e, k)  # k in [-150, 128]
 
 
 @_scalar
@@ -385,9 +414,7 @@ def exp_f64(x):
     x = _EXP_HI if x > _EXP_HI else x
     x = _EXP_LO if x < _EXP_LO else x
     r, k = _reduce_ln2_f64(x)
-    e = _expm1_taylor_f64(r) + 1.0
-    k_half = k >> 1
-    return e * _pow2_f64(k_half) * _pow2_f64(k - k_half)
+    return _times_pow2_f64(_expm1_taylor_f64(r) + 1.0, k)
 
 
 @_scalar
@@ -404,11 +431,10 @@ def expm1_f32(x):
     em = _expm1_taylor_f32(r)
     # k <= 64: 2**k - 1 is exact or dwarfed, so one rounding joins the parts. Larger k would
     # overflow 2**k alone; there e**x - 1 = e**x and it is scaled in two factors as in exp.
-    s = _pow2_f32(k if k < 64 else 0)
+    s = _pow2_f32(k if k < _SIXTY_FOUR_F32 else _ZERO_F32)
     small = s * em + (s - _ONE_F32)
-    k_half = k >> 1
-    large = (em + _ONE_F32) * _pow2_f32(k_half) * _pow2_f32(k - k_half)
-    result = small if k < 64 else large
+    large = _times_pow2_f32(em + _ONE_F32, k)
+    result = small if k < _SIXTY_FOUR_F32 else large
     return x if x == _ZERO_F32 else result  # keeps the sign of -0.0
 
 
@@ -420,11 +446,10 @@ def expm1_f64(x):
     x = _EXPM1_LO if x < _EXPM1_LO else x
     r, k = _reduce_ln2_f64(x)
     em = _expm1_taylor_f64(r)
-    s = _pow2_f64(k if k < 512 else 0)
+    s = _pow2_f64(k if k < 512.0 else 0.0)
     small = s * em + (s - 1.0)
-    k_half = k >> 1
-    large = (em + 1.0) * _pow2_f64(k_half) * _pow2_f64(k - k_half)
-    result = small if k < 512 else large
+    large = _times_pow2_f64(em + 1.0, k)
+    result = small if k < 512.0 else large
     return x if x == 0.0 else result
 
 
@@ -537,8 +562,8 @@ def tanh_f32(x):
     p = p * z + _TANHF_P3
     p = p * z + _TANHF_P4
     small = x + x * z * p
-    e = exp_f32(_TWO_F32 * (_TANH_CLAMP_F32 if a > _TANH_CLAMP_F32 else a))
-    large = _ONE_F32 - _TWO_F32 / (e + _ONE_F32)
+    e, k = _exp_parts_f32(_TWO_F32 * (_TANH_CLAMP_F32 if a > _TANH_CLAMP_F32 else a))
+    large = _ONE_F32 - _TWO_F32 / (e * _pow2_f32(k) + _ONE_F32)  # k <= 29: one factor does
     large = large if x >= _ZERO_F32 else -large
     result = small if a < _TANH_SMALL_F32 else large
     return x if a < _TINY_F32 else result  # -0.0, subnormals
@@ -591,11 +616,13 @@ def _reduce_pi_over_2_f32(a):
     row = (bits >> 23) - 126
     row = 0 if row < 0 else row
     m = np.float64(_bitcast_i32_to_f32((bits & 0x007FFFFF) | 0x4B000000))  # 24-bit mantissa
-    p1 = m * _REDUCE_G1[row]  # every product exact: 24 bits times 26
+    p1 = m * _REDUCE_G1[row]  # exact, < 2**26
     t1 = p1 + _ROUND_F64
-    s = (p1 - (t1 - _ROUND_F64)) + m * _REDUCE_G2[row]  # exact: both on a 2**-52 grid, < 1.5
+    # p1 - round(p1) is exact and in [-1/2, 1/2]; adding m * G2 < 1/8 cannot bring the sum near
+    # +-1, so its rounding error is relative to the sum even where the sum cancels towards 0.
+    s = (p1 - (t1 - _ROUND_F64)) + m * _REDUCE_G2[row]
     t2 = s + _ROUND_F64
-    theta = (s - (t2 - _ROUND_F64)) + (m * _REDUCE_G3[row] + m * _REDUCE_G4[row])
+    theta = (s - (t2 - _ROUND_F64)) + m * _REDUCE_G3[row]
     quadrant = (_bitcast_f64_to_i64(t1) + _bitcast_f64_to_i64(t2)) & 3
     reduced = _F32(theta * _PI_OVER_2)
     small = a < _PI_OVER_4_F32
@@ -692,7 +719,8 @@ def erf_f32(x):
     q = q * v + _ERF_B2
     q = q * v + _ERF_B1
     q = q * v + _ERF_B0
-    large = _ONE_F32 - exp_f32(-(a * a)) * q
+    e, k = _exp_parts_f32(-(a * a))
+    large = _ONE_F32 - e * _pow2_f32(k) * q  # k >= -23: one factor does
     large = large if x >= _ZERO_F32 else -large
     return small if a < _ONE_F32 else large
 

@@ -83,26 +83,12 @@ class Executable:
         self.generated = generated
         self.module = load_module(generated)
         self.function = self.module.program
+        self.driver = self.module.call
         self.consts = [np.ascontiguousarray(np.asarray(c)) for c in consts]
         self.out_avals = out_avals
         self.blas = [gemm_address(d)[0] for d in generated.uses_blas]
-        self._pool: list = []
-        specs = generated.args
-        self._input_specs = [s for s in specs if s.role == "input"]
-        self._temp_specs = [s for s in specs if s.role == "temp"]
-        self._output_specs = [s for s in specs if s.role == "output"]
-        self._layout = self._argument_layout(specs)
-        self._output_index = {s.name: i for i, s in enumerate(self._output_specs)}
+        self.pool: list = []  # sets of intermediate buffers, one per concurrent call
         self._compiled = False
-
-    @staticmethod
-    def _argument_layout(specs):
-        counters = {"input": 0, "const": 0, "temp": 0, "output": 0}
-        layout = []
-        for s in specs:
-            layout.append((s.role, counters[s.role]))
-            counters[s.role] += 1
-        return layout
 
     def compile(self) -> None:
         """Compile now (or load from Numba's disk cache) for the program's argument types."""
@@ -116,20 +102,5 @@ class Executable:
         self._compiled = True
 
     def __call__(self, inputs: list) -> list:
-        temps = self._pool.pop() if self._pool else [
-            np.empty(s.shape, s.dtype) for s in self._temp_specs]
-        outs = [np.empty(s.shape, s.dtype) for s in self._output_specs]
-        groups = {"input": inputs, "const": self.consts, "temp": temps, "output": outs}
-        self.function(*[groups[role][i] for role, i in self._layout], *self.blas)
-        self._pool.append(temps)
-        return [self._output(atom, inputs, outs) for atom in self.generated.output_atoms]
-
-    def _output(self, atom, inputs, outs):
-        kind, where = atom
-        if kind == "buffer":
-            return outs[self._output_index[where]]
-        if kind == "input":
-            return np.array(inputs[where])  # a fresh array: inputs are never aliased
-        if kind == "const":
-            return np.array(self.consts[where])
-        return np.array(where)
+        """Run on C-contiguous NumPy inputs of the program's dtypes."""
+        return self.driver(inputs, self.consts, self.pool, self.blas)

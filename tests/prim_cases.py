@@ -81,13 +81,13 @@ def unary_away_from_integers(offset=0.0):
     return build
 
 
-def binary(lo=-2.0, hi=2.0, lo2=None, hi2=None):
+def binary(lo=-2.0, hi=2.0, lo2=None, hi2=None, swap=True):
     def build(draw, rng, dtype):
         shape = shapes(draw)
         other = _second_operand_shape(draw, shape)
         x = _values(rng, shape, dtype, lo, hi)
         y = _values(rng, other, dtype, lo if lo2 is None else lo2, hi if hi2 is None else hi2)
-        if draw(st.booleans()):
+        if swap and draw(st.booleans()):
             x, y = y, x
         return Case([x, y], diff=(0, 1))
 
@@ -370,7 +370,7 @@ CASES = {
     "round": unary_away_from_integers(offset=0.5), "is_finite": is_finite_case,
     "not": not_case, "integer_pow": integer_pow_case,
     "add": binary(), "sub": binary(), "mul": binary(), "div": binary_nonzero_divisor,
-    "rem": rem_case, "pow": binary(0.5, 2.0, -1.5, 1.5), "max": minmax_case, "min": minmax_case,
+    "rem": rem_case, "pow": binary(0.5, 2.0, -1.5, 1.5, swap=False), "max": minmax_case, "min": minmax_case,
     "atan2": binary(0.3, 2.0), "and": logical_binary, "or": logical_binary,
     "xor": logical_binary, "eq": compare_case, "ne": compare_case, "lt": compare_case,
     "le": compare_case, "gt": compare_case, "ge": compare_case, "select_n": select_n_case,

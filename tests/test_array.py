@@ -274,3 +274,30 @@ def test_public_names_are_exported():
         "cumsum",
     ]:
         assert name in jnp.__all__
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "fnbrrr.numpy",
+        "fnbrrr.numpy._creation",
+        "fnbrrr.numpy._elementwise",
+        "fnbrrr.numpy._reductions",
+        "fnbrrr.numpy._shape",
+        "fnbrrr.numpy._linalg",
+        "fnbrrr.numpy._indexing",
+        "fnbrrr.numpy._dtypes",
+        "fnbrrr.numpy.linalg",
+    ],
+)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(module)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for test in doctest.DocTestFinder().find(mod, globs={"jnp": jnp, "np": np}):
+        runner.run(test)
+    results = runner.summarize(verbose=False)
+    assert results.failed == 0
+    assert results.attempted > 0

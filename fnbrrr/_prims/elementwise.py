@@ -280,8 +280,29 @@ convert_element_type_p.abstract_eval = _convert_abstract_eval
 
 
 # Batching: elementwise ops commute with any batch axis (see _elementwise_batch).
-for _p in (integer_pow_p, select_n_p, convert_element_type_p):
+for _p in (integer_pow_p, convert_element_type_p):
     _p.batch = _elementwise_batch(_p)
+
+
+def _select_n_batch(vals, dims):
+    """Cases must keep equal shapes: every case gets the batch axis in front."""
+    from fnbrrr.batching import bdim_at_front, moveaxis
+
+    size = next(get_aval(v).shape[d] for v, d in zip(vals, dims) if d is not None)
+    which, *cases = vals
+    which_dim, *case_dims = dims
+    cases = [bdim_at_front(c, d, size) for c, d in zip(cases, case_dims)]
+    shape = get_aval(cases[0]).shape
+    if which_dim is not None:
+        which = moveaxis(which, which_dim, 0)
+        if get_aval(which).ndim == 1 and len(shape) > 1:  # a batched scalar selector
+            which = broadcast_in_dim(which, shape, (0,))
+    elif get_aval(which).shape:
+        which = broadcast_in_dim(which, shape, tuple(range(1, len(shape))))
+    return select_n(which, *cases), 0
+
+
+select_n_p.batch = _select_n_batch
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,15 +462,12 @@ def _zeros_like(x):
 
 def _balanced_eq(x, y, strictly_better):
     """1 where x wins, 0.5 on ties, 0 where y wins: JAX's convention for max/min gradients."""
-    one, half, zero = _one(x), _const(x, 0.5), _const(x, 0)
+    shape = binary_shape("", get_aval(x), get_aval(y))
+    dtype = get_aval(x).dtype
+    one, half, zero = full(shape, 1, dtype), full(shape, 0.5, dtype), full(shape, 0, dtype)
     wins = select_n(strictly_better(x, y), zero, one)
     ties = select_n(eq(x, y), zero, half)
-    return _as_full(add(wins, ties), x, y)
-
-
-def _as_full(v, x, y):
-    shape = binary_shape("", get_aval(x), get_aval(y))
-    return v if get_aval(v).shape == shape else broadcast_in_dim(v, shape, ())
+    return add(wins, ties)
 
 
 def _pow_dx(x, y):
@@ -459,7 +477,8 @@ def _pow_dx(x, y):
 
 def _pow_dy(ans, x):
     # d/dy x^y = log(x) x^y, defined as 0 where x == 0 (JAX's convention).
-    safe_x = select_n(eq(x, _const(x, 0)), x, _one(x))
+    aval = get_aval(x)
+    safe_x = select_n(eq(x, _const(x, 0)), x, full(aval.shape, 1, aval.dtype))
     return mul(ans, log(safe_x))
 
 

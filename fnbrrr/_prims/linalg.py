@@ -6,6 +6,7 @@ axes are the batch axes, then lhs's free axes, then rhs's free axes (in operand 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ def _free_axes(ndim: int, contracting: Sequence[int], batch: Sequence[int]) -> l
 
 
 def _prod(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
 
 
 def _dot_general_impl(lhs, rhs, *, dimension_numbers, preferred_element_type):

@@ -5,6 +5,7 @@ rev and iota. All are linear, so each VJP is the transpose of the data movement.
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -101,10 +102,10 @@ def _reshape_abstract_eval(x: ShapedArray, *, new_sizes, dimensions):
         raise ValueError("reshape: the `dimensions` argument is not supported; transpose first")
     if any(d < 0 for d in new_sizes):
         raise ValueError(f"reshape: negative dimension in new shape {new_sizes}")
-    if int(np.prod(new_sizes, dtype=np.int64)) != x.size:
+    if math.prod(new_sizes) != x.size:
         raise TypeError(
             f"reshape: cannot reshape array of shape {x.shape} ({x.size} elements) into shape "
-            f"{tuple(new_sizes)} ({int(np.prod(new_sizes, dtype=np.int64))} elements); the "
+            f"{tuple(new_sizes)} ({math.prod(new_sizes)} elements); the "
             "total size must be unchanged"
         )
     return ShapedArray(tuple(new_sizes), x.dtype, x.weak_type)

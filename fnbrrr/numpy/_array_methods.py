@@ -86,7 +86,7 @@ def _rpow(self, other):
 # --- methods ----------------------------------------------------------------------------------
 
 
-def _reshape(self, *args, order: str = "C", shape=None):
+def _reshape(self, *args, order: str = "C", shape=None, copy=None):
     """Array with a new shape: `x.reshape(2, 3)` or `x.reshape((2, 3))`; one -1 allowed."""
     if shape is not None:
         new = shape
@@ -124,8 +124,9 @@ def _copy(self, order=None):
     return _creation.array(self)
 
 
-def _clip(self, min=None, max=None):  # noqa: A002
+def _clip(self, min=None, max=None, out=None):  # noqa: A002
     """Values limited to [min, max]."""
+    _elementwise._no_out("clip", out)
     return _elementwise.clip(self, min, max)
 
 

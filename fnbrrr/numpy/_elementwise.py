@@ -470,7 +470,7 @@ def logaddexp(x1, x2, /):
 
     Example:
         >>> jnp.logaddexp(1000.0, 1000.0)
-        Array(1000.6931, dtype=float32, weak_type=True)
+        Array(1000.6932, dtype=float32, weak_type=True)
     """
     x, y = _inexact_pair("logaddexp", x1, x2)
     amax = lax.max(x, y)

@@ -358,15 +358,21 @@ def _static_key(idx):
     if t is int or idx is None or idx is Ellipsis:
         return idx
     if t is slice:
-        fields = (idx.start, idx.stop, idx.step)
-        if builtins.all(f is None or type(f) is int for f in fields):
-            return ("slice",) + fields
+        a, b, c = idx.start, idx.stop, idx.step
+        if (
+            (a is None or type(a) is int)
+            and (b is None or type(b) is int)
+            and (c is None or type(c) is int)
+        ):
+            return (_SLICE, a, b, c)
         return None
     if t is tuple:
         parts = []
         for item in idx:
+            if type(item) is tuple:
+                return None
             k = _static_key(item)
-            if k is None and item is not None or type(item) is tuple:
+            if k is None and item is not None:
                 return None
             parts.append(k)
         return tuple(parts)

@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from fnbrrr import dtypes, lax
+from fnbrrr.config import config
 from fnbrrr.numpy._elementwise import _as_bool, _no_out
 from fnbrrr.numpy._promotion import (
     BOOL,
@@ -50,7 +51,7 @@ def canonicalize_axis(name: str, axis, ndim: int) -> int:
 def reduction_axes(name: str, axis, ndim: int) -> tuple[int, ...]:
     """`axis` (None, int or sequence of ints) as a sorted tuple of distinct non-negative axes."""
     if axis is None:
-        return tuple(range(ndim))
+        return _ALL_AXES[ndim] if ndim < 33 else tuple(range(ndim))
     key = (name, axis, ndim) if isinstance(axis, (int, tuple)) else None
     if key is not None:
         cached = _AXES_CACHE.get(key)
@@ -78,8 +79,27 @@ def _finish(out, shape: tuple, axes: tuple, keepdims: bool):
     return out
 
 
+_ALL_AXES = [tuple(range(n)) for n in range(33)]
+_SUM_DTYPES: dict = {}
+
+
 def _sum_dtype(dt: np.dtype) -> np.dtype:
     """The accumulation dtype of sum/prod: bools and narrow ints widen to the default int."""
+    try:
+        return _SUM_DTYPES[dt]
+    except KeyError:
+        result = _SUM_DTYPES[dt] = _widened(dt)
+        return result
+
+
+def _reset_sum_dtypes(name, value) -> None:
+    _SUM_DTYPES.clear()
+
+
+config.on_change(_reset_sum_dtypes)
+
+
+def _widened(dt: np.dtype) -> np.dtype:
     if dt.kind == "b":
         return default_int()
     if dt.kind == "i" and dt.itemsize < default_int().itemsize:

@@ -9,6 +9,7 @@ tracers wrap values of the trace below. Traces are found by level: a tracer know
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 import os
@@ -483,7 +484,7 @@ _dtypes.config.on_change(_watch_debug_nans)
 # --------------------------------------------------------------------------------------------
 
 
-class Array:
+class Array(metaclass=abc.ABCMeta):
     """The public array type: concrete arrays and tracers are both instances.
 
     `isinstance(x, fnbrrr.Array)` is true for every result of an fnbrrr.numpy function,
@@ -492,9 +493,8 @@ class Array:
 
     __slots__ = ()
 
-    @classmethod
-    def __subclasshook__(cls, sub):
-        return True if issubclass(sub, (ArrayImpl, Tracer)) else NotImplemented
+
+Array.register(Tracer)
 
 
 class ArrayImpl(Array):

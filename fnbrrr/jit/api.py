@@ -58,7 +58,8 @@ class Lowered:
     def compile(self) -> Compiled:
         """Compile (or load from the disk cache) and return the callable."""
         if self._compiled is None:
-            executable = Executable(self.generated, self.consts, self.original.out_avals)
+            consts = list(self.consts) + self.generated.extra_consts
+            executable = Executable(self.generated, consts, self.original.out_avals)
             executable.compile()
             self._compiled = Compiled(self, executable)
         return self._compiled

@@ -46,6 +46,7 @@ class Generated:
     uses_blas: tuple  # dtype names whose gemm address the runtime must pass
     fallbacks: dict  # name -> (primitive, params, n_inputs) for object-mode calls
     key: str  # content hash: the module's file name on disk
+    extra_consts: list  # values of sub-programs' constants, after the program's own
 
 
 class _Names:
@@ -62,19 +63,36 @@ def generate(plan: Plan, name: str = "program") -> Generated:
     return _Emitter(plan, name).run()
 
 
-class _Emitter:
-    def __init__(self, plan: Plan, name: str):
-        self.plan = plan
-        self.jaxpr = plan.jaxpr
-        self.name = name
+class _Shared:
+    """What every (sub)program of one generated function shares: its arguments, names, lines."""
+
+    def __init__(self):
         self.lines: list[str] = []
         self.names = _Names()
-        self.buffer: dict[Var, str] = {}
         self.args: list[BufferSpec] = []
         self.math_used: set[str] = set()
         self.helpers_used: set[str] = set()
         self.blas: set[str] = set()
         self.fallbacks: dict[str, tuple] = {}
+        self.extra_consts: list = []  # constants of sub-programs (loop bodies, branches)
+
+
+class _Emitter:
+    def __init__(self, plan: Plan, name: str, shared: _Shared | None = None,
+                 base_depth: int = 0):
+        self.plan = plan
+        self.jaxpr = plan.jaxpr
+        self.name = name
+        self.shared = shared or _Shared()
+        self.lines = self.shared.lines
+        self.names = self.shared.names
+        self.args = self.shared.args
+        self.math_used = self.shared.math_used
+        self.helpers_used = self.shared.helpers_used
+        self.blas = self.shared.blas
+        self.fallbacks = self.shared.fallbacks
+        self.base_depth = base_depth
+        self.buffer: dict[Var, str] = {}
         self.materialized_remaps: set[Var] = set()
         self.var_names = VarNames()
         self.ir_text = pretty_print(self.jaxpr, self.var_names)
@@ -160,10 +178,15 @@ class _Emitter:
     # --- emission ----------------------------------------------------------------------------
 
     def emit(self, line: str, depth: int = 1) -> None:
-        self.lines.append(INDENT * depth + line)
+        self.lines.append(INDENT * (depth + self.base_depth) + line)
 
     def run(self) -> Generated:
         output_atoms = self._declare_buffers()
+        self._emit_steps()
+        self.emit("return 0")
+        return self._module(output_atoms)
+
+    def _emit_steps(self) -> None:
         for step in self.plan.steps:
             if isinstance(step, LoopGroup):
                 self._emit_loop(step)
@@ -176,8 +199,53 @@ class _Emitter:
                 self.emit(f"{self.buffer[atom]}[...] = "
                           f"{self.array(self._producer(atom).inputs[0])}.reshape("
                           f"{atom.aval.shape!r})")
-        self.emit("return 0")
-        return self._module(output_atoms)
+
+    # --- sub-programs (loop bodies, branches) ---------------------------------------------------
+
+    def temp(self, aval, prefix: str = "t") -> str:
+        """A scratch buffer argument, allocated by the driver once per call."""
+        name = f"{prefix}{len([a for a in self.args if a.role == 'temp'])}"
+        self.args.append(BufferSpec(name, aval.shape, aval.dtype, "temp"))
+        return name
+
+    def add_const(self, value) -> str:
+        """An extra constant argument (a sub-program's closed-over array)."""
+        value = np.asarray(value)
+        name = f"k{len([a for a in self.args if a.role == 'const'])}"
+        self.args.append(BufferSpec(name, value.shape, value.dtype, "const"))
+        self.shared.extra_consts.append(value)
+        return name
+
+    def emit_subprogram(self, closed, inputs: list[str], outputs: list[str], depth: int) -> None:
+        """Inline a closed program at `depth`: read `inputs` (array names), write `outputs`.
+
+        The program is optimised and fused like a top-level one; its intermediates become
+        scratch arguments, allocated once per call and reused on every iteration.
+        """
+        from fnbrrr.jit import passes
+        from fnbrrr.jit.fusion import plan_fusion
+
+        jaxpr, consts = passes.optimize(closed.jaxpr, closed.consts)
+        plan = plan_fusion(jaxpr)
+        child = _Emitter(plan, self.name, self.shared, self.base_depth + depth - 1)
+        child.buffer.update(zip(jaxpr.invars, inputs))
+        for var, value in zip(jaxpr.constvars, consts):
+            child.buffer[var] = self.add_const(value)
+        copies = []
+        for var, out in zip(jaxpr.outvars, outputs):
+            if type(var) is Var and var not in child.buffer and not child._is_view(var):
+                child.buffer[var] = out
+            else:
+                copies.append((var, out))
+        for var in sorted(plan.materialized, key=child._var_order):
+            if var not in child.buffer and not child._is_view(var) and var not in plan.remaps:
+                child.buffer[var] = child.temp(var.aval)
+        child._emit_steps()
+        for var, out in copies:
+            if type(var) is Literal:
+                child.emit(f"{out}[...] = {literal(var.val, var.aval.dtype)}")
+            else:
+                child.emit(f"{out}[...] = {child.array(var)}")
 
     def _is_reshape_output(self, var: Var) -> bool:
         eqn = self._producer(var)
@@ -208,7 +276,8 @@ class _Emitter:
             views = {}
             for atom in dict.fromkeys(reads + [v for v in produced
                                                if v in self.plan.materialized]):
-                if atom.aval.ndim and atom.aval.shape == domain:
+                if atom.aval.ndim and atom.aval.shape == domain and (
+                        atom not in self.plan.remaps):
                     view = self.names.fresh("f")
                     self.emit(f"{view} = {self.array(atom)}.reshape({size})")
                     views[atom] = view
@@ -351,7 +420,7 @@ class _Emitter:
         outs = [self.buffer[v] if v in self.buffer else self._declare(v, "t", "temp")
                 for v in eqn.outvars]
         if lower is not None:
-            ctx = KernelContext(self.names, self.blas)
+            ctx = KernelContext(self.names, self.blas, self)
             self.emit(f"#{self._comment(eqn)[3:]}")
             for line in lower.emit(ctx, eqn, ins, outs):
                 self.emit(line)
@@ -368,6 +437,7 @@ class _Emitter:
         return _driver_lines(self.args, output_atoms, len(self.blas), self.name)
 
     def _module(self, output_atoms) -> Generated:
+        self.shared.output_atoms = output_atoms
         from fnbrrr.jit.blas import gemm_function_name
 
         arg_names = [a.name for a in self.args] + [f"blas_{d}" for d in sorted(self.blas)]
@@ -404,7 +474,7 @@ class _Emitter:
             .replace("gemm_call_f64(", f"{gemm_function_name('float64')}(")
         key = hashlib.sha256(source.encode()).hexdigest()[:20]
         return Generated(source, self.args, output_atoms, tuple(sorted(self.blas)),
-                         self.fallbacks, key)
+                         self.fallbacks, key, list(self.shared.extra_consts))
 
 
 def _driver_lines(args, output_atoms, n_blas, name) -> list[str]:

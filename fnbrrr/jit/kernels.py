@@ -33,11 +33,17 @@ def _int_rem(x, y):
 
 
 class KernelContext:
-    """What an emitter may ask of the code generator: fresh names and BLAS access."""
+    """What an emitter may ask of the code generator: fresh names, BLAS, sub-programs.
 
-    def __init__(self, names, blas: set):
+    `emitter` is the code generator itself, for kernels that hold programs (control flow):
+    `emitter.emit(line, depth)`, `emitter.emit_subprogram(closed, ins, outs, depth)`,
+    `emitter.temp(aval)` for scratch buffers.
+    """
+
+    def __init__(self, names, blas: set, emitter=None):
         self.names = names
         self.blas = blas
+        self.emitter = emitter
 
     def fresh(self, prefix: str) -> str:
         return self.names.fresh(prefix)

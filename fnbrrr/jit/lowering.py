@@ -275,12 +275,12 @@ REDUCTIONS = {
 
 def install() -> None:
     """Fill the `lower` slot of every primitive that has a lowering here or in `kernels`."""
-    from fnbrrr.jit import kernels
+    from fnbrrr.jit import control_flow, kernels
 
     for name, expr in ELEMENTWISE.items():
         if name in core.primitives:
             core.primitives[name].lower = Elementwise(expr)
-    for table in (REMAPS, REDUCTIONS, kernels.KERNELS):
+    for table in (REMAPS, REDUCTIONS, kernels.KERNELS, control_flow.CONTROL_FLOW):
         for name, lowering in table.items():
             if name in core.primitives:
                 core.primitives[name].lower = lowering

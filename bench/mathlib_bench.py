@@ -27,6 +27,7 @@ import time
 import numba
 import numpy as np
 
+from fnbrrr.jit import mathlib
 from fnbrrr.jit.mathlib import SCALAR_MATH
 
 # name: (low, high) of the uniform inputs: the range where each function does real work.
@@ -91,15 +92,17 @@ def median_ns_per_element(call, n: int, repeat: int) -> float:
 
 
 def is_packed(function, dtype) -> bool:
+    """Whether the loop's assembly holds packed (SIMD) arithmetic in `dtype`, on any width."""
     numba_array = numba.typeof(np.empty(1, dtype))
     asm = loop.inspect_asm((numba.typeof(function), numba_array, numba_array))
     suffix = "ps" if dtype == np.float32 else "pd"
-    return len(re.findall(rf"\bv\w+{suffix}\s+[^\n]*%[yz]mm", asm)) >= 8
+    packed = re.findall(rf"\bv(?:fmadd\w*|mul|add|sub|div){suffix}\s+[^\n]*%[xyz]mm", asm)
+    return len(packed) >= 8
 
 
-def row(name: str, x: np.ndarray, out: np.ndarray, repeat: int) -> str:
-    """One line of the table: fnbrrr, Numba libm and NumPy on the same inputs."""
-    n, fn = x.size, SCALAR_MATH[(name, x.dtype.name)]
+def row(label: str, fn, name: str, x: np.ndarray, out: np.ndarray, repeat: int) -> str:
+    """One line of the table: fnbrrr's `fn`, then Numba libm and NumPy computing `name`."""
+    n = x.size
     ours = median_ns_per_element(lambda: loop(fn, x, out), n, repeat)
     libm = median_ns_per_element(lambda: loop(LIBM[name], x, out), n, repeat)
     numpy_text = ratio_text = "-"
@@ -110,7 +113,7 @@ def row(name: str, x: np.ndarray, out: np.ndarray, repeat: int) -> str:
     packed = "yes" if is_packed(fn, x.dtype) else "NO"
     inputs = f"[{x.min():.3g}, {x.max():.3g}]"
     return (
-        f"{name:9s} {inputs:>14s} {ours:8.3f} {packed:>6s} {libm:11.3f} {numpy_text:>8s} "
+        f"{label:9s} {inputs:>14s} {ours:8.3f} {packed:>6s} {libm:11.3f} {numpy_text:>8s} "
         f"{libm / ours:7.1f}x {ratio_text:>8s}"
     )
 
@@ -137,7 +140,11 @@ def main() -> None:
     header += f"{'NumPy':>8s} {'vs libm':>8s} {'vs NumPy':>8s}"
     print(header + "\n" + "-" * len(header))
     for name, (low, high) in INPUT_RANGES.items():
-        print(row(name, rng.uniform(low, high, args.n).astype(dtype), out, args.repeat))
+        x = rng.uniform(low, high, args.n).astype(dtype)
+        print(row(name, SCALAR_MATH[(name, dtype.name)], name, x, out, args.repeat))
+        if name in ("sin", "cos") and dtype == np.float32:  # exact below 2**21 only
+            fast = getattr(mathlib, f"{name}_fast_f32")
+            print(row(f"{name}_fast", fast, name, x, out, args.repeat))
     print("\nns per element; 'vs' columns are how many times faster fnbrrr is.")
 
 

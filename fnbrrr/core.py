@@ -165,7 +165,7 @@ class Primitive:
 
     __slots__ = (
         "name", "multiple_results", "impl", "abstract_eval", "jvp", "vjp", "transpose",
-        "batch", "lower", "cost", "differentiable", "doc",
+        "batch", "lower", "cost", "differentiable", "doc", "eager",
     )
 
     def __init__(self, name: str, multiple_results: bool = False, differentiable: bool = True):
@@ -176,13 +176,20 @@ class Primitive:
         self.differentiable = differentiable
         self.impl = self.abstract_eval = self.jvp = self.vjp = self.transpose = None
         self.batch = self.lower = self.cost = None
+        # Optional eager shortcut `eager(*args) -> Array or None`: the impl and the shape rule
+        # specialised for concrete Arrays (None means "not my case": the general path runs).
+        self.eager = None
         self.doc = ""
         primitives[name] = self
 
     def bind(self, *args, **params):
         """Apply the primitive to `args` in the innermost active trace."""
-        state = _state
-        if len(state.stack) == 1:
+        if not _traces_active[0] or len(_state.stack) == 1:
+            eager = self.eager
+            if eager is not None and not params and not _debug_nans[0]:
+                out = eager(*args)
+                if out is not None:
+                    return out
             return eval_primitive(self, args, params)
         return bind_traced(self, args, params)
 
@@ -230,11 +237,22 @@ def new_main(trace_type: type, payload: Any = None, dynamic: bool = False):
     previous_dynamic = state.dynamic
     if dynamic:
         state.dynamic = main
+    with _traces_lock:
+        _traces_active[0] += 1
     try:
         yield main
     finally:
+        with _traces_lock:
+            _traces_active[0] -= 1
         state.dynamic = previous_dynamic
         state.stack.pop()
+
+
+# How many transformations are active in any thread: while none is, `bind` can skip the
+# thread-local lookup (the eager hot path). When some thread traces, every thread checks its
+# own stack, which is always correct.
+_traces_active = [0]
+_traces_lock = threading.Lock()
 
 
 def current_level() -> int:

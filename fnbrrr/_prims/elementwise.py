@@ -15,7 +15,7 @@ import numpy as np
 
 from fnbrrr._prims.common import all_weak, check_dtype_kind, check_same_dtype, describe
 from fnbrrr.ad_util import Zero, defjvp, defjvp_with_ans, defnondiff, defvjp, instantiate
-from fnbrrr.core import Primitive, ShapedArray, get_aval
+from fnbrrr.core import ArrayImpl, Primitive, ShapedArray, get_aval
 from fnbrrr.dtypes import canonicalize
 
 # --------------------------------------------------------------------------------------------
@@ -98,6 +98,7 @@ def unary(name: str, impl, kinds: str = "f") -> Primitive:
     p.impl = impl
     p.abstract_eval = _unary_abstract_eval(name, kinds)
     p.batch = _elementwise_batch(p)
+    p.eager = _eager_unary(impl, kinds)
     return p
 
 
@@ -107,7 +108,46 @@ def binary(name: str, impl, kinds: str = "fiu", out_dtype=None) -> Primitive:
     p.impl = impl
     p.abstract_eval = _binary_abstract_eval(name, kinds, out_dtype)
     p.batch = _elementwise_batch(p)
+    if out_dtype is None:
+        p.eager = _eager_binary(impl, kinds)
     return p
+
+
+# Eager shortcuts: the shape rule inlined for the common case (Arrays of a valid dtype; for
+# binary ops equal shapes and dtypes). Anything else returns None and takes the general path,
+# where abstract_eval raises the proper errors. These save about a microsecond per operation.
+
+
+def _eager_unary(impl, kinds: str):
+    def eager(x):
+        if type(x) is not ArrayImpl:
+            return None
+        aval = x._aval or x.aval
+        if aval.dtype.kind not in kinds:
+            return None
+        out = impl(x._value)
+        if type(out) is not np.ndarray or out.dtype is not aval.dtype:
+            return None if type(out) is np.ndarray else ArrayImpl(np.asarray(out, aval.dtype),
+                                                                   aval.weak_type, aval)
+        return ArrayImpl(out, aval.weak_type, aval)
+
+    return eager
+
+
+def _eager_binary(impl, kinds: str):
+    def eager(x, y):
+        if type(x) is not ArrayImpl or type(y) is not ArrayImpl:
+            return None
+        xa, ya = x._aval or x.aval, y._aval or y.aval
+        if xa.dtype is not ya.dtype or xa.shape != ya.shape or xa.dtype.kind not in kinds:
+            return None
+        out = impl(x._value, y._value)
+        if type(out) is not np.ndarray or out.dtype is not xa.dtype:
+            return None
+        aval = xa if xa.weak_type == ya.weak_type or not xa.weak_type else ya
+        return ArrayImpl(out, aval.weak_type, aval)
+
+    return eager
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,4 +3,11 @@
 Importing this package registers every primitive in `fnbrrr.core.primitives`.
 """
 
-from fnbrrr._prims import elementwise, indexing, linalg, reductions, shape  # noqa: F401
+from fnbrrr._prims import (  # noqa: F401
+    control_flow,
+    elementwise,
+    indexing,
+    linalg,
+    reductions,
+    shape,
+)

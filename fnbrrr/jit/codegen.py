@@ -371,6 +371,8 @@ class _Emitter:
                     self.emit(f"{self.buffer[out]}[{', '.join(index_vars)}] = {name}", depth)
 
     def _read_in_loop(self, atom, index_vars, local, views, domain):
+        if type(atom) is Var and atom in local:
+            return local[atom]
         if type(atom) is Var and atom in views:
             return f"{views[atom]}[{index_vars[0]}]"
         index = index_vars if (type(atom) is Var and atom.aval.ndim) else []

@@ -4,6 +4,7 @@ Operands of a binary function share one dtype and one shape (or one is 0-d); unl
 fnbrrr.numpy, nothing is promoted or broadcast implicitly.
 """
 
+from fnbrrr._prims.control_flow import cond, fori_loop, map, scan, switch, while_loop
 from fnbrrr._prims.elementwise import (
     abs,
     add,
@@ -86,8 +87,8 @@ from fnbrrr.core import get_aval as _get_aval
 
 
 def stop_gradient(x):
-    """`x` with a zero derivative of every order (pytrees too); see fnbrrr.ad."""
-    from fnbrrr.ad import stop_gradient as _stop_gradient
+    """`x` with a zero derivative of every order (pytrees too); see fnbrrr.custom_derivatives."""
+    from fnbrrr.custom_derivatives import stop_gradient as _stop_gradient
 
     return _stop_gradient(x)
 
@@ -112,7 +113,7 @@ def clamp(min, x, max):  # noqa: A002
 _min, _max = min, max
 
 __all__ = [
-    "abs", "add", "and_", "argmax", "argmin", "atan2", "broadcast", "broadcast_in_dim",
+    "abs", "add", "and_", "cond", "fori_loop", "map", "scan", "switch", "while_loop", "argmax", "argmin", "atan2", "broadcast", "broadcast_in_dim",
     "broadcasted_iota", "ceil", "clamp", "concatenate", "convert_element_type", "cos", "div",
     "dot", "dot_general", "dynamic_slice", "dynamic_update_slice", "eq", "erf", "exp",
     "expand_dims", "expm1", "floor", "full", "full_like", "gather", "ge", "gt", "integer_pow",

@@ -110,7 +110,7 @@ def fold_constants(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
             all(v is not None for v in vals)
             and eqn.primitive.impl is not None
             and eqn.primitive.name not in INLINABLE
-            and all(o.aval.size <= _FOLD_LIMIT for o in eqn.outvars)
+            and _folding_does_not_expand(eqn, vals)
         )
         if not foldable:
             eqns.append(eqn._replace(inputs=inputs))
@@ -128,6 +128,14 @@ def fold_constants(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
     constvars = list(jaxpr.constvars) + list(new_consts)
     consts = list(consts) + list(new_consts.values())
     return Jaxpr(constvars, jaxpr.invars, eqns, outvars), consts
+
+
+def _folding_does_not_expand(eqn: Eqn, vals) -> bool:
+    """Fold only what does not grow: a broadcast scalar stays a literal read in registers
+    (reading a folded 128x512 constant from memory costs bandwidth; a literal costs nothing)."""
+    out_size = sum(o.aval.size for o in eqn.outvars)
+    in_size = sum(np.size(v) for v in vals)
+    return out_size <= _FOLD_LIMIT and (out_size <= max(in_size, 1) or out_size <= 16)
 
 
 # --- exact algebraic simplification --------------------------------------------------------------

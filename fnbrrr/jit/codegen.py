@@ -47,6 +47,7 @@ class Generated:
     fallbacks: dict  # name -> (primitive, params, n_inputs) for object-mode calls
     key: str  # content hash: the module's file name on disk
     extra_consts: list  # values of sub-programs' constants, after the program's own
+    steps: list = None  # StepInfo per step (fused loop or kernel), for reports
 
 
 class _Names:
@@ -58,10 +59,24 @@ class _Names:
         return f"{prefix}{self.counter}"
 
 
-def generate(plan: Plan, name: str = "program") -> Generated:
-    """Write the Numba source for `plan`."""
-    return _Emitter(plan, name).run()
+def generate(plan: Plan, name: str = "program", split: bool = False) -> Generated:
+    """Write the Numba source for `plan`.
 
+    With `split=True` (used by the brrr report), every step becomes its own compiled function
+    and `program` is a Python loop over them that can time each one (`TIMINGS`).
+    """
+    emitter = _Emitter(plan, name)
+    emitter.split = split
+    return emitter.run()
+
+
+@dataclass
+class StepInfo:
+    """One step of the generated program: a fused loop or a kernel, and its equations."""
+
+    kind: str  # "loop", "kernel" or "outputs"
+    eqns: list
+    lines: tuple  # (start, end) in the program body
 
 class _Shared:
     """What every (sub)program of one generated function shares: its arguments, names, lines."""
@@ -96,6 +111,9 @@ class _Emitter:
         self.materialized_remaps: set[Var] = set()
         self.var_names = VarNames()
         self.ir_text = pretty_print(self.jaxpr, self.var_names)
+        self.split = False
+        self.steps: list[StepInfo] = []
+        self.view_lines: list[tuple[int, str]] = []  # (line index, reshape-view definition)
 
     # --- arguments and buffers ---------------------------------------------------------------
 
@@ -188,10 +206,15 @@ class _Emitter:
 
     def _emit_steps(self) -> None:
         for step in self.plan.steps:
+            start = len(self.lines)
             if isinstance(step, LoopGroup):
                 self._emit_loop(step)
+                self.steps.append(StepInfo("loop", list(step.eqns), (start, len(self.lines))))
             else:
                 self._emit_kernel(step)
+                if step.eqn.primitive.name != "reshape":
+                    self.steps.append(StepInfo("kernel", [step.eqn], (start, len(self.lines))))
+        start = len(self.lines)
         for atom in self.jaxpr.outvars:
             if type(atom) is Var and atom in self.plan.remaps:
                 self._materialize_remap(atom, into=self.buffer[atom])
@@ -199,6 +222,8 @@ class _Emitter:
                 self.emit(f"{self.buffer[atom]}[...] = "
                           f"{self.array(self._producer(atom).inputs[0])}.reshape("
                           f"{atom.aval.shape!r})")
+        if len(self.lines) > start:
+            self.steps.append(StepInfo("outputs", [], (start, len(self.lines))))
 
     # --- sub-programs (loop bodies, branches) ---------------------------------------------------
 
@@ -417,6 +442,7 @@ class _Emitter:
             self.buffer[out] = self.names.fresh("r")
             self.emit(f"{self.buffer[out]} = {self.array(eqn.inputs[0])}.reshape("
                       f"{out.aval.shape!r}){self._comment(eqn)}")
+            self.view_lines.append((len(self.lines) - 1, self.lines[-1]))
             return
         ins = [self.array(a) for a in eqn.inputs]
         outs = [self.buffer[v] if v in self.buffer else self._declare(v, "t", "temp")
@@ -434,6 +460,34 @@ class _Emitter:
         self.emit(f"{fallback}({', '.join(ins + outs)})", 2)
 
     # --- the module ----------------------------------------------------------------------------
+
+    def _whole_program(self, arg_names) -> list[str]:
+        return [f"@numba.njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
+                f"def {self.name}({', '.join(arg_names)}):", *self.lines, ""]
+
+    def _split_program(self, arg_names) -> list[str]:
+        """One compiled function per step, and a Python `program` that runs (and times) them."""
+        signature = ", ".join(arg_names)
+        out = ["import time", "", "TIMINGS = None  # set to a list to record each step's time",
+               ""]
+        for k, info in enumerate(self.steps):
+            start, end = info.lines
+            views = [line for index, line in self.view_lines if index < start]
+            out += [f"@numba.njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
+                    f"def step_{k}({signature}):", *views, *self.lines[start:end],
+                    "    return 0", "", ""]
+        out.append(f"STEPS = [{', '.join(f'step_{k}' for k in range(len(self.steps)))}]")
+        out += ["", "", f"def {self.name}(*args):",
+                "    if TIMINGS is None:",
+                "        for step in STEPS:",
+                "            step(*args)",
+                "        return 0",
+                "    for step in STEPS:",
+                "        start = time.perf_counter()",
+                "        step(*args)",
+                "        TIMINGS.append(time.perf_counter() - start)",
+                "    return 0", ""]
+        return out
 
     def _driver(self, arg_names, output_atoms) -> list[str]:
         return _driver_lines(self.args, output_atoms, len(self.blas), self.name)
@@ -466,17 +520,14 @@ class _Emitter:
             "", "",
             "# The program (after inlining, constant folding, simplification, CSE and DCE):",
             "# " + ir_text,
-            f"@numba.njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
-            f"def {self.name}({', '.join(arg_names)}):",
-            *self.lines,
-            "",
+            *(self._split_program(arg_names) if self.split else self._whole_program(arg_names)),
         ]
         source = "\n".join(header + body + self._driver(arg_names, output_atoms))
         source = source.replace("gemm_call_f32(", f"{gemm_function_name('float32')}(") \
             .replace("gemm_call_f64(", f"{gemm_function_name('float64')}(")
         key = hashlib.sha256(source.encode()).hexdigest()[:20]
         return Generated(source, self.args, output_atoms, tuple(sorted(self.blas)),
-                         self.fallbacks, key, list(self.shared.extra_consts))
+                         self.fallbacks, key, list(self.shared.extra_consts), self.steps)
 
 
 def _driver_lines(args, output_atoms, n_blas, name) -> list[str]:

@@ -98,7 +98,8 @@ class Executable:
 
         sig = tuple(_numba_type(s) for s in self.generated.args) + tuple(
             types.intp for _ in self.blas)
-        self.function.compile(sig)
+        for function in getattr(self.module, "STEPS", [self.function]):
+            function.compile(sig)
         self._compiled = True
 
     def __call__(self, inputs: list) -> list:

@@ -190,7 +190,7 @@ class _Emitter:
             return self.read(operand, inner, local)
         name = self.buffer[atom]
         if atom.aval.ndim == 0:
-            return f"{name}[()]"
+            return f"{name}.item()"  # a[()] would be a 0-d array in Numba
         return f"{name}[{', '.join(index)}]"
 
     # --- emission ----------------------------------------------------------------------------
@@ -295,7 +295,7 @@ class _Emitter:
         for atom in dict.fromkeys(reads):
             if atom.aval.ndim == 0 and atom not in self.plan.remaps:
                 scalar = self.names.fresh("s")
-                self.emit(f"{scalar} = {self.buffer[atom]}[()]")
+                self.emit(f"{scalar} = {self.buffer[atom]}.item()")
                 local[atom] = scalar
         if flat:
             views = {}

@@ -16,7 +16,7 @@ from fnbrrr.jit.lowering import Kernel, literal
 
 
 def _scalar(name: str, atom) -> str:
-    return literal(atom.val, atom.aval.dtype) if type(atom) is Literal else f"{name}[()]"
+    return literal(atom.val, atom.aval.dtype) if type(atom) is Literal else f"{name}.item()"
 
 
 def _step_slices(em, ctx, arrays, avals, index: str, depth: int, reading: bool):
@@ -29,7 +29,7 @@ def _step_slices(em, ctx, arrays, avals, index: str, depth: int, reading: bool):
             if reading:
                 em.emit(f"{scratch}[()] = {name}[{index}]", depth)
             else:
-                after.append(f"{name}[{index}] = {scratch}[()]")
+                after.append(f"{name}[{index}] = {scratch}.item()")
             views.append(scratch)
         else:
             view = ctx.fresh("sl")
@@ -101,7 +101,7 @@ def _emit_while(ctx, eqn, ins, outs):
         em.emit(f"{buf}[...] = {value}")
     em.emit("while True:")
     em.emit_subprogram(cond, list(cond_consts) + current, [predicate], 2)
-    em.emit(f"if not {predicate}[()]:", 2)
+    em.emit(f"if not {predicate}.item():", 2)
     em.emit("break", 3)
     em.emit_subprogram(body, list(body_consts) + current, following, 2)
     _swap(em, current, following, 2)

@@ -64,7 +64,13 @@ INDENT = "    "
 
 
 def _at(name: str, index) -> str:
+    """An element as an assignment target (0-d arrays: `a[()]`)."""
     return f"{name}[{', '.join(index)}]" if index else f"{name}[()]"
+
+
+def _read(name: str, index) -> str:
+    """An element's value (0-d arrays: `.item()`; in Numba `a[()]` stays a 0-d array)."""
+    return f"{name}[{', '.join(index)}]" if index else f"{name}.item()"
 
 
 # --- dot_general -------------------------------------------------------------------------------
@@ -82,10 +88,25 @@ def _emit_dot_general(ctx, eqn, ins, outs):
     lhs, rhs = eqn.inputs
     out = eqn.outvars[0]
     dtype = out.aval.dtype
-    if dtype.name in ("float32", "float64") and lhs.aval.dtype == dtype and blas_available(
-            dtype.name):
+    if (dtype.name in ("float32", "float64") and lhs.aval.dtype == dtype
+            and blas_available(dtype.name) and _gemm_size(eqn) >= BLAS_MIN_MNK):
         return _gemm_lines(ctx, eqn, ins, outs)
     return _loop_dot_lines(ctx, eqn, ins, outs)
+
+
+# A BLAS call costs ~0.2 us of fixed overhead: below this m*n*k per call (e.g. the 256 1x1x100
+# outer products of per-example gradients), a compiled loop is faster.
+BLAS_MIN_MNK = 4096
+
+
+def _gemm_size(eqn) -> int:
+    """m * n * k of each GEMM call the product would make."""
+    lhs, rhs = eqn.inputs
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    m = _prod(lhs.aval.shape[d] for d in _free(lhs.aval.ndim, lc, lb))
+    n = _prod(rhs.aval.shape[d] for d in _free(rhs.aval.ndim, rc, rb))
+    k = _prod(lhs.aval.shape[d] for d in lc)
+    return m * n * k
 
 
 def _operand_layout(name, aval, batch, free, contract, want_contract_last, ctx, lines):
@@ -162,8 +183,8 @@ def _loop_dot_lines(ctx, eqn, ins, outs):
     for j, (a, b) in enumerate(zip(lc, rc)):
         li[a] = ri[b] = cidx[j]
     cast = np_type(out_aval.dtype)
-    lines.append(INDENT * (depth + cdepth) + f"{acc} += {cast}({_at(ins[0], li)}) * "
-                 f"{cast}({_at(ins[1], ri)})")
+    lines.append(INDENT * (depth + cdepth) + f"{acc} += {cast}({_read(ins[0], li)}) * "
+                 f"{cast}({_read(ins[1], ri)})")
     lines.append(INDENT * depth + f"{_at(outs[0], out_index)} = {acc}")
     return lines
 
@@ -182,7 +203,7 @@ def _emit_arg(better: str):
         def at(pos):
             index = list(kept)
             index.insert(axis, pos)
-            return _at(ins[0], index)
+            return _read(ins[0], index)
 
         best, where, k, v = ctx.fresh("best"), ctx.fresh("where"), ctx.fresh("k"), ctx.fresh("v")
         lines += [
@@ -223,7 +244,7 @@ def _emit_concatenate(ctx, eqn, ins, outs):
 def _scalar(name: str, atom) -> str:
     from fnbrrr.core import Literal
 
-    return literal(atom.val, atom.aval.dtype) if type(atom) is Literal else f"{name}[()]"
+    return literal(atom.val, atom.aval.dtype) if type(atom) is Literal else f"{name}.item()"
 
 
 def _emit_pad(ctx, eqn, ins, outs):
@@ -242,7 +263,7 @@ def _emit_pad(ctx, eqn, ins, outs):
         checks.append(f"0 <= {t} < {size}")
     cond = " and ".join(checks) or "True"
     lines.append(INDENT * depth + f"if {cond}:")
-    lines.append(INDENT * (depth + 1) + f"{_at(outs[0], targets)} = {_at(ins[0], index)}")
+    lines.append(INDENT * (depth + 1) + f"{_at(outs[0], targets)} = {_read(ins[0], index)}")
     return lines
 
 
@@ -251,7 +272,7 @@ def _gather_coords(ctx, lines, depth, indices_name, batch_index, axes, operand_s
     pad = INDENT * depth
     for j, axis in enumerate(axes):
         c = ctx.fresh("c")
-        raw = _at(indices_name, list(batch_index) + [str(j)])
+        raw = _read(indices_name, list(batch_index) + [str(j)])
         if mode == "clip":
             lines.append(pad + f"{c} = min(max({raw}, 0), {operand_shape[axis] - 1})")
         else:
@@ -274,7 +295,7 @@ def _emit_gather(ctx, eqn, ins, outs):
     coords = _gather_coords(ctx, lines, depth, ins[1], bidx, axes, operand.aval.shape, "clip")
     inner, ridx, rdepth = _loops(rest_shape, "r", ctx)
     lines += [INDENT * depth + line for line in inner]
-    source = _at(ins[0], _full_index(operand.aval.ndim, axes, coords, ridx))
+    source = _read(ins[0], _full_index(operand.aval.ndim, axes, coords, ridx))
     lines.append(INDENT * (depth + rdepth) + f"{_at(outs[0], bidx + ridx)} = {source}")
     return lines
 
@@ -298,7 +319,7 @@ def _emit_scatter(combine: str | None):
         inner, ridx, rdepth = _loops(rest_shape, "r", ctx)
         lines += [INDENT * depth + line for line in inner]
         target = _at(outs[0], _full_index(operand.aval.ndim, axes, coords, ridx))
-        update = _at(ins[2], bidx + ridx)
+        update = _read(ins[2], bidx + ridx)
         value = update if combine is None else f"{target} {combine} {update}"
         lines.append(INDENT * (depth + rdepth) + f"{target} = {value}")
         return lines

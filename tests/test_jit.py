@@ -274,7 +274,8 @@ def test_compile_returns_a_callable_with_cost_analysis():
 
 
 def test_matmul_transposes_become_blas_flags_not_copies():
-    text = fnbrrr.jit(lambda a, b: a.T @ b).lower(jnp.ones((5, 4)), jnp.ones((5, 3))).as_text()
+    a, b = jnp.ones((64, 32)), jnp.ones((64, 48))  # large enough for BLAS (not a loop)
+    text = fnbrrr.jit(lambda a, b: a.T @ b).lower(a, b).as_text()
     assert "materialise" not in text and "ascontiguousarray" not in text
     assert "112" in text  # CblasTrans
 

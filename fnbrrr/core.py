@@ -65,7 +65,8 @@ class ShapedArray:
 
     def str_short(self) -> str:
         """`f32[3,4]`, the form the IR printer uses."""
-        return f"{_SHORT_DTYPE.get(self.dtype.name, self.dtype.name)}[{','.join(map(str, self.shape))}]"
+        dtype = _SHORT_DTYPE.get(self.dtype.name, self.dtype.name)
+        return f"{dtype}[{','.join(map(str, self.shape))}]"
 
     def __eq__(self, other) -> bool:
         return self is other or (
@@ -502,7 +503,7 @@ _dtypes.config.on_change(_watch_debug_nans)
 # --------------------------------------------------------------------------------------------
 
 
-class Array(metaclass=abc.ABCMeta):
+class Array(metaclass=abc.ABCMeta):  # noqa: B024 (an ABC for isinstance checks only)
     """The public array type: concrete arrays and tracers are both instances.
 
     `isinstance(x, fnbrrr.Array)` is true for every result of an fnbrrr.numpy function,
@@ -940,6 +941,42 @@ def trace_to_jaxpr(fun: Callable, in_avals: Sequence[ShapedArray], name: str | N
         out_tracers = [trace.full_raise(o) for o in outs]
         jaxpr, consts = builder.to_jaxpr(in_tracers, out_tracers)
     return jaxpr, consts
+
+
+def closure_convert(jaxpr: Jaxpr, consts: Sequence) -> tuple[ClosedJaxpr, list]:
+    """Close `jaxpr` over its concrete constants; its tracer constants become leading inputs.
+
+    A function traced inside a transformation may close over that transformation's tracers.
+    Kept as constants they would escape it, so each one is *hoisted*: it becomes an input in
+    front of the program's own, and the caller binds `(*hoisted, *args)`, where every trace
+    sees it as an ordinary operand. This is how call primitives that hold a program (pjit,
+    custom_jvp_call, custom_vjp_call, checkpoint) are built.
+
+    Args:
+      jaxpr: a program, as returned by `trace_to_jaxpr`.
+      consts: the values of its `constvars`: concrete arrays or tracers.
+
+    Returns:
+      `(closed_jaxpr, hoisted)`: the program with the concrete constants, taking
+      `(*hoisted, *jaxpr.invars)`, and the tracer constants to pass first.
+
+    Example:
+      >>> f32 = ShapedArray((), np.dtype("float32"))
+      >>> jaxpr, consts = trace_to_jaxpr(lambda x: [x + 1.0], [f32])
+      >>> closed, hoisted = closure_convert(jaxpr, consts)  # no transformation: no tracers
+      >>> closed(2.0), hoisted
+      ([Array(3., dtype=float32)], [])
+    """
+    kept_vars, kept, hoisted_vars, hoisted = [], [], [], []
+    for var, value in zip(jaxpr.constvars, consts):
+        if isinstance(value, Tracer):
+            hoisted_vars.append(var)
+            hoisted.append(value)
+        else:
+            kept_vars.append(var)
+            kept.append(value)
+    new = Jaxpr(kept_vars, hoisted_vars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
+    return ClosedJaxpr(new, kept), hoisted
 
 
 _state = _TraceState()

@@ -26,11 +26,13 @@ class Case:
 # own test files, where meaningful programs can be built: listed here so nothing is skipped
 # silently.
 TESTED_ELSEWHERE = {
-    "custom_jvp_call": "tests/test_ad.py",
-    "custom_vjp_call": "tests/test_ad.py",
-    "checkpoint": "tests/test_ad.py",
+    "custom_jvp_call": "tests/test_custom_derivatives.py",
+    "custom_vjp_call": "tests/test_custom_derivatives.py",
+    "checkpoint": "tests/test_custom_derivatives.py",
     "pjit": "tests/test_jit.py",
-    "jit": "tests/test_jit.py",
+    "cond": "tests/test_control_flow.py",
+    "scan": "tests/test_control_flow.py",
+    "while": "tests/test_control_flow.py",
 }
 
 
@@ -370,7 +372,8 @@ CASES = {
     "round": unary_away_from_integers(offset=0.5), "is_finite": is_finite_case,
     "not": not_case, "integer_pow": integer_pow_case,
     "add": binary(), "sub": binary(), "mul": binary(), "div": binary_nonzero_divisor,
-    "rem": rem_case, "pow": binary(0.5, 2.0, -1.5, 1.5, swap=False), "max": minmax_case, "min": minmax_case,
+    "rem": rem_case, "pow": binary(0.5, 2.0, -1.5, 1.5, swap=False), "max": minmax_case,
+    "min": minmax_case,
     "atan2": binary(0.3, 2.0), "and": logical_binary, "or": logical_binary,
     "xor": logical_binary, "eq": compare_case, "ne": compare_case, "lt": compare_case,
     "le": compare_case, "gt": compare_case, "ge": compare_case, "select_n": select_n_case,

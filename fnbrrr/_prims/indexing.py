@@ -67,7 +67,8 @@ def _check_indices(op: str, operand: ShapedArray, indices: ShapedArray, axes) ->
         )
     for a in axes:
         if operand.shape[a] == 0:
-            raise IndexError(f"{op}: cannot index axis {a} of size 0 of operand {describe(operand)}")
+            raise IndexError(
+                f"{op}: cannot index axis {a} of size 0 of operand {describe(operand)}")
     return indices.shape[:-1] + _rest_shape(operand.shape, axes)
 
 

@@ -297,7 +297,8 @@ def _pad_impl(x, padding_value, *, padding_config):
     )
     out[index] = x
     crop = tuple(
-        builtins.slice(max(-lo, 0), max(-lo, 0) + n) for n, (lo, hi, _) in zip(shape, padding_config))
+        builtins.slice(max(-lo, 0), max(-lo, 0) + n)
+        for n, (lo, hi, _) in zip(shape, padding_config))
     return out[crop]
 
 

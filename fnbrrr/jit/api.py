@@ -168,10 +168,10 @@ def _eval(closed: ClosedJaxpr):
 
 
 def _stage(flat_fun: Callable, avals: list, name: str) -> tuple[ClosedJaxpr, list]:
-    from fnbrrr.ad import _closure_convert
+    from fnbrrr.core import closure_convert
 
     jaxpr, consts = core.trace_to_jaxpr(flat_fun, avals, name)
-    return _closure_convert(jaxpr, consts)
+    return closure_convert(jaxpr, consts)
 
 
 def _bind_staged(flat_fun, args, name):
@@ -374,10 +374,10 @@ class JitFunction:
         return _CacheEntry(lowered, lowered.compile())
 
     def _bind(self, args, kwargs, flat, in_tree, dynamic_args, dynamic_kwargs):
-        from fnbrrr.ad import _closure_convert
+        from fnbrrr.core import closure_convert
 
         jaxpr, consts, out_tree = self._trace(args, kwargs, flat, in_tree)
-        closed, hoisted = _closure_convert(jaxpr, consts)
+        closed, hoisted = closure_convert(jaxpr, consts)
         outs = pjit_p.bind(*hoisted, *flat, jaxpr=closed, name=_name(self.fun))
         return tree_unflatten(out_tree, outs)
 

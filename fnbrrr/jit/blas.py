@@ -43,7 +43,7 @@ def _candidate_libraries() -> list[str]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gemm_address(dtype_name: str) -> tuple[int, int]:
     """(address, integer bits) of the CBLAS gemm for `dtype_name`, or (0, 0) if none is found."""
     for path in _candidate_libraries():

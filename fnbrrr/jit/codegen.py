@@ -407,7 +407,7 @@ class _Emitter:
         return self.read(atom, index, local)
 
     def _note_helpers(self, expr: str) -> None:
-        for (prim, dtype), fn in mathlib.SCALAR_MATH.items():
+        for fn in mathlib.SCALAR_MATH.values():
             if fn.__name__ + "(" in expr:
                 self.math_used.add(fn.__name__)
         for helper in ("_int_div", "_int_rem"):

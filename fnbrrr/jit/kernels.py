@@ -12,7 +12,7 @@ import numpy as np
 from fnbrrr.jit.blas import CBLAS_NO_TRANS, CBLAS_TRANS, blas_available
 from fnbrrr.jit.lowering import Kernel, literal, np_type
 
-# --- scalar helpers used inside fused loops --------------------------------------------------------
+# --- scalar helpers used inside fused loops ----------------------------------------------------
 
 
 @numba.njit(inline="always", cache=True)

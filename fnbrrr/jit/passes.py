@@ -210,7 +210,7 @@ def _identity_input(eqn: Eqn, producers: dict):
     return None
 
 
-# --- transposes folded into matmuls ----------------------------------------------------------------
+# --- transposes folded into matmuls ------------------------------------------------------------
 
 
 def fold_transposes_into_dot(jaxpr: Jaxpr) -> Jaxpr:

@@ -113,7 +113,8 @@ def clamp(min, x, max):  # noqa: A002
 _min, _max = min, max
 
 __all__ = [
-    "abs", "add", "and_", "cond", "fori_loop", "map", "scan", "switch", "while_loop", "argmax", "argmin", "atan2", "broadcast", "broadcast_in_dim",
+    "abs", "add", "and_", "cond", "fori_loop", "map", "scan", "switch", "while_loop", "argmax",
+    "argmin", "atan2", "broadcast", "broadcast_in_dim",
     "broadcasted_iota", "ceil", "clamp", "concatenate", "convert_element_type", "cos", "div",
     "dot", "dot_general", "dynamic_slice", "dynamic_update_slice", "eq", "erf", "exp",
     "expand_dims", "expm1", "floor", "full", "full_like", "gather", "ge", "gt", "integer_pow",

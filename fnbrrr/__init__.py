@@ -4,26 +4,19 @@
 `grad`, `vmap`, `jit` and friends compose over pure functions of arrays and pytrees.
 """
 
-from fnbrrr import _prims  # noqa: F401  (registers every primitive)
-from fnbrrr import lax, numpy, tree, tree_util
-from fnbrrr.ad import (
-    checkpoint,
-    custom_jvp,
-    custom_vjp,
-    grad,
-    hessian,
-    jacfwd,
-    jacrev,
-    jvp,
-    linearize,
-    remat,
-    value_and_grad,
-    vjp,
+from fnbrrr import (
+    _prims,  # noqa: F401  (registers every primitive)
+    lax,
+    numpy,
+    tree,
+    tree_util,
 )
+from fnbrrr.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
 from fnbrrr.api import make_jaxpr
 from fnbrrr.batching import vmap
 from fnbrrr.config import config
 from fnbrrr.core import Array, ConcretizationTypeError, UnexpectedTracerError
+from fnbrrr.custom_derivatives import checkpoint, custom_jvp, custom_vjp, remat
 from fnbrrr.jit import jit
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Automatic differentiation: forward mode (jvp), reverse mode (vjp, grad) and what is built on them.
+"""Automatic differentiation: forward mode (jvp), reverse mode (vjp, grad) and what builds on them.
 
 Two transformations, each a trace (see `fnbrrr.core`):
 

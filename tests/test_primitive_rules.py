@@ -74,9 +74,10 @@ def test_staged_program_evaluates_to_eager_result(name, data):
 # Derivatives: JVP against finite differences, VJP against JVP, second order (float64)
 # --------------------------------------------------------------------------------------------
 
-from fnbrrr import ad  # noqa: E402
-from fnbrrr.batching import vmap  # noqa: E402
 from hypothesis import assume  # noqa: E402
+
+from fnbrrr import ad, test_util  # noqa: E402
+from fnbrrr.batching import vmap  # noqa: E402
 
 # Primitives with no derivative at all; each is marked so in the registry.
 NOT_DIFFERENTIABLE = {
@@ -127,10 +128,10 @@ def test_jvp_agrees_with_central_finite_differences(name, data):
     case, prim = _float_case(name, data)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     tangents = _directions(case, rng)
-    _, tangent_out = ad.jvp_of_primitive(prim, case.args, tangents, **case.params)
-    numeric = ad.numerical_jvp(lambda *a: prim.bind(*a, **case.params), case.args,
-                               [t if t is not None else np.zeros(np.shape(a))
-                                for t, a in zip(tangents, case.args)], eps=1e-6)
+    _, tangent_out = test_util.jvp_of_primitive(prim, case.args, tangents, **case.params)
+    numeric = test_util.numerical_jvp(lambda *a: prim.bind(*a, **case.params), case.args,
+                                      [t if t is not None else np.zeros(np.shape(a))
+                                       for t, a in zip(tangents, case.args)], eps=1e-6)
     np.testing.assert_allclose(np.asarray(tangent_out), numeric[0], rtol=1e-6, atol=1e-7)
 
 
@@ -142,9 +143,9 @@ def test_vjp_is_the_transpose_of_jvp(name, data):
     case, prim = _float_case(name, data)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     tangents = _directions(case, rng)
-    out, tangent_out = ad.jvp_of_primitive(prim, case.args, tangents, **case.params)
+    out, tangent_out = test_util.jvp_of_primitive(prim, case.args, tangents, **case.params)
     cotangent = rng.standard_normal(np.shape(out))
-    cts = ad.vjp_of_primitive(prim, case.args, cotangent, **case.params)
+    cts = test_util.vjp_of_primitive(prim, case.args, cotangent, **case.params)
     lhs = _inner(cotangent, tangent_out)
     rhs = sum(_inner(c, t) for c, t in zip(cts, tangents) if t is not None)
     assert abs(lhs - rhs) <= 1e-9 * (1 + abs(lhs)), (lhs, rhs)
@@ -165,14 +166,14 @@ def test_second_order_derivatives_agree_with_finite_differences(name, data):
         args = list(case.args)
         for i, a in zip(diff, diff_args):
             args[i] = a
-        cts = ad.vjp_of_primitive(prim, args, cotangent, **case.params)
+        cts = test_util.vjp_of_primitive(prim, args, cotangent, **case.params)
         return [cts[i] for i in diff]
 
     point = [case.args[i] for i in diff]
     tangents = [rng.standard_normal(np.shape(p)) for p in point]
     # forward over reverse
     _, jvp_of_vjp = ad.jvp_flat(pullback, [np.asarray(p) for p in point], tangents)
-    numeric = ad.numerical_jvp(lambda *a: pullback(*a), point, tangents, eps=1e-5)
+    numeric = test_util.numerical_jvp(lambda *a: pullback(*a), point, tangents, eps=1e-5)
     for got, want in zip(jvp_of_vjp, numeric):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
     # reverse over reverse: <c2, d(pullback) t> = <vjp(pullback)(c2), t>

@@ -33,29 +33,27 @@ LIBRARIES = ("fnbrrr", "numpy", "jax", "torch")
 PACKAGES = ("fnbrrr", "numpy", "numba", "llvmlite", "jax", "jaxlib", "torch")
 RUN_PY = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(RUN_PY))
-# Benchmark the checkout this script belongs to, even when fnbrrr is not installed.
-sys.path.insert(1, ROOT)
+# An installed fnbrrr comes first; without one, the checkout this script belongs to.
+sys.path.append(ROOT)
 
 
 # ----------------------------------------------------------------------- one worker process
-def measure_workload(workload: str, library: str, *, check: bool = False,
-                     quick: bool = False) -> dict:
+def measure_workload(
+    workload: str, library: str, *, check: bool = False, quick: bool = False
+) -> dict:
     """Time (or, with `check`, only verify) every implementation of one workload in one library.
 
-    Returns {"rows": [...]} or {"skipped": reason} when the library cannot be imported.
+    Returns {"rows": [...]}; an implementation that fails is a row with an "error".
     """
-    try:
-        impls = workloads.implementations(workload, library)
-    except ImportError as error:
-        return {"skipped": f"{library} not importable ({error})"}
+    impls = workloads.implementations(workload, library)
     data = workloads.make_data(workload, workloads.CHECK if check else workloads.FULL)
     config = harness.QUICK if quick else workloads.TIMING[workload]
     rows, floor = [], None
     if workload in workloads.MEMORY_BOUND and not check:
         floor = harness.time_case(workloads.copy_floor_case(data), config)
         if library == "numpy":
-            rows.append(dict(workload=workload, library="numpy", variant="floor", mode="eager",
-                             impl="memory floor (np.copyto)", **floor))
+            floor_row = dict(workload=workload, library="numpy", variant="floor", mode="eager")
+            rows.append(dict(floor_row, impl="memory floor (np.copyto)", **floor))
     references = {}
     for impl in impls:
         rows.append(_measure_impl(workload, library, impl, data, config, check, references))
@@ -67,11 +65,14 @@ def measure_workload(workload: str, library: str, *, check: bool = False,
 
 
 def _measure_impl(workload, library, impl, data, config, check, references) -> dict:
-    row = dict(workload=workload, library=library, impl=impl.name, variant=impl.variant,
-               mode=impl.mode)
+    row = dict(
+        workload=workload, library=library, impl=impl.name, variant=impl.variant, mode=impl.mode
+    )
     try:
         case = impl.build(data)
-        if not check:
+        if check:
+            case.run()  # so that the checked result comes from a second call (a jit's hot path)
+        else:
             row.update(harness.time_case(case, config))
         if impl.variant not in references:
             references[impl.variant] = workloads.reference(impl.variant, data)
@@ -101,9 +102,16 @@ def first_call_child_main(library: str, check: bool) -> None:
 
 
 # --------------------------------------------------------------------------------- driver
-def run_workload(workload: str, libraries, *, check, quick, single_core, timeout) -> tuple:
-    """Every library's worker for one workload; returns (rows, notes about skipped ones)."""
-    rows, notes = [], []
+def error_row(workload: str, library: str, impl: str, error: Exception) -> dict:
+    """The row of a worker process that failed as a whole."""
+    return dict(
+        workload=workload, library=library, impl=impl, variant="", mode="", error=str(error)
+    )
+
+
+def run_workload(workload: str, libraries, *, check, quick, single_core, timeout) -> list[dict]:
+    """Every library's worker for one workload, one process each; returns their rows."""
+    rows = []
     for library in libraries:
         print(f"# {workload} {library} ...", flush=True)
         argv = [RUN_PY, "--worker", f"{workload}:{library}"]
@@ -111,12 +119,9 @@ def run_workload(workload: str, libraries, *, check, quick, single_core, timeout
         try:
             result = harness.run_worker_process(argv, single_core=single_core, timeout=timeout)
         except (harness.WorkerError, OSError, ValueError) as error:
-            result = {"rows": [dict(workload=workload, library=library, impl=library,
-                                    variant="", mode="", error=str(error))]}
-        if "skipped" in result:
-            notes.append(result["skipped"])
-        rows += result.get("rows", [])
-    return rows, notes
+            result = {"rows": [error_row(workload, library, library, error)]}
+        rows += result["rows"]
+    return rows
 
 
 def run_first_calls(libraries, *, reps, check, single_core, timeout) -> list[dict]:
@@ -132,11 +137,11 @@ def run_first_calls(libraries, *, reps, check, single_core, timeout) -> list[dic
                 with tempfile.TemporaryDirectory(prefix="fnbrrr-bench-w6-") as cache:
                     env = {cache_var: cache} if cache_var else {}
                     for case in cases:  # the second process finds the first one's cache
-                        runs[case].append(_spawn_first_call(library, env, check, single_core,
-                                                            timeout))
+                        runs[case].append(
+                            _spawn_first_call(library, env, check, single_core, timeout)
+                        )
         except (harness.WorkerError, OSError, ValueError) as error:
-            rows.append(dict(workload="W6", library=library, impl=f"{library} first call",
-                             variant="", mode="", error=str(error)))
+            rows.append(error_row("W6", library, f"{library} first call", error))
             continue
         rows += [_first_call_row(library, case, samples) for case, samples in runs.items()]
     return rows
@@ -152,9 +157,18 @@ def _spawn_first_call(library, env, check, single_core, timeout) -> dict:
 
 def _first_call_row(library: str, case: str, samples: list[dict]) -> dict:
     firsts = [s["first_call_s"] for s in samples]
-    row = dict(workload="W6", library=library, impl=f"{library} {case}", variant=case,
-               mode="eager" if library == "torch" else "jit", median=statistics.median(firsts),
-               min=min(firsts), max=max(firsts), n=len(samples), step=samples[0]["impl"])
+    row = dict(
+        workload="W6",
+        library=library,
+        impl=f"{library} {case}",
+        variant=case,
+        mode="eager" if library == "torch" else "jit",
+        median=statistics.median(firsts),
+        min=min(firsts),
+        max=max(firsts),
+        n=len(samples),
+        step=samples[0]["impl"],
+    )
     for key in ("import_s", "start_to_result_s", "second_call_s"):
         row[key] = statistics.median(s[key] for s in samples)
     _record_error(row, max(s["rel_err"] for s in samples))
@@ -166,12 +180,15 @@ def attach_ratios(rows: list[dict]) -> None:
     """Add x_numpy, x_jax, x_floor and the issue's target to every timed row."""
     timed = [r for r in rows if "median" in r]
     for row in timed:
-        peers = [r for r in timed if r["workload"] == row["workload"]
-                 and r["variant"] == row["variant"]]
+        peers = [
+            r for r in timed if r["workload"] == row["workload"] and r["variant"] == row["variant"]
+        ]
         numpy_ref = next((r for r in peers if r["library"] == "numpy"), None)
         jax_rows = [r for r in peers if r["library"] == "jax"]
-        jax_ref = next((r for r in jax_rows if r["mode"] == row["mode"]),
-                       next((r for r in jax_rows if r["mode"] == "jit"), None))
+        jax_ref = next(
+            (r for r in jax_rows if r["mode"] == row["mode"]),
+            next((r for r in jax_rows if r["mode"] == "jit"), None),
+        )
         row["x_numpy"] = _ratio(row, numpy_ref)
         row["x_jax"] = _ratio(row, jax_ref)
         if "floor_s" in row:
@@ -206,25 +223,45 @@ def _timed_cells(row: dict) -> list[str]:
     if "median" not in row:
         return [row["impl"]] + ["-"] * 9 + [_check_cell(row), ""]
     gbps = f"{row['gbps']:.1f}" if "gbps" in row else "-"
-    return [row["impl"], fmt_time(row["median"]), fmt_time(row["min"]), fmt_time(row["max"]),
-            f"{row['faults_per_call']:.1f}", fmt_ratio(row.get("x_numpy")),
-            fmt_ratio(row.get("x_jax")), fmt_ratio(row.get("x_floor")), gbps,
-            fmt_time(row.get("first_call_s")), _check_cell(row), _target_cell(row)]
+    return [
+        row["impl"],
+        fmt_time(row["median"]),
+        fmt_time(row["min"]),
+        fmt_time(row["max"]),
+        f"{row['faults_per_call']:.1f}",
+        fmt_ratio(row.get("x_numpy")),
+        fmt_ratio(row.get("x_jax")),
+        fmt_ratio(row.get("x_floor")),
+        gbps,
+        fmt_time(row.get("first_call_s")),
+        _check_cell(row),
+        _target_cell(row),
+    ]
 
 
 def _first_call_cells(row: dict) -> list[str]:
     if "median" not in row:
         return [row["impl"]] + ["-"] * 7 + [_check_cell(row), ""]
-    return [row["impl"], fmt_time(row["median"]), fmt_time(row["min"]), fmt_time(row["max"]),
-            fmt_time(row["import_s"]), fmt_time(row["start_to_result_s"]),
-            fmt_time(row["second_call_s"]), fmt_ratio(row.get("x_jax")), _check_cell(row),
-            _target_cell(row)]
+    return [
+        row["impl"],
+        fmt_time(row["median"]),
+        fmt_time(row["min"]),
+        fmt_time(row["max"]),
+        fmt_time(row["import_s"]),
+        fmt_time(row["start_to_result_s"]),
+        fmt_time(row["second_call_s"]),
+        fmt_ratio(row.get("x_jax")),
+        _check_cell(row),
+        _target_cell(row),
+    ]
 
 
-TIMED_HEADERS = ["impl", "median", "min", "max", "faults/call", "vs NumPy", "vs JAX",
-                 "vs floor", "GB/s", "1st call", "rel.err", "target"]
-FIRST_CALL_HEADERS = ["impl", "first call", "min", "max", "import", "start->result",
-                      "2nd call", "vs JAX", "rel.err", "target"]
+TIMED_HEADERS = (
+    "impl|median|min|max|faults/call|vs NumPy|vs JAX|vs floor|GB/s|1st call|rel.err|target"
+).split("|")
+FIRST_CALL_HEADERS = (
+    "impl|first call|min|max|import|start->result|2nd call|vs JAX|rel.err|target"
+).split("|")
 CHECK_HEADERS = ["impl", "rel.err", "tolerance", "result"]
 
 
@@ -247,24 +284,38 @@ def print_workload(workload: str, rows: list[dict], notes: list[str], check: boo
     print(harness.format_table(headers, [cells(row) for row in rows]))
     for row in rows:
         if "error" in row:
-            print(f"  ! {row['impl']}: {row['error'][:300]}")
+            lines = [line.strip() for line in row["error"].splitlines() if line.strip()]
+            print(f"  ! {row['impl']}: {' / '.join(lines[:3])[:240]}")
     for note in notes:
         print(f"  ({note}: skipped)")
 
 
 # ------------------------------------------------------------------------------------ main
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", default=",".join(workloads.WORKLOADS),
-                        help="comma-separated subset of " + ",".join(workloads.WORKLOADS))
-    parser.add_argument("--libraries", default=",".join(LIBRARIES),
-                        help="comma-separated subset of " + ",".join(LIBRARIES))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(workloads.WORKLOADS),
+        help="comma-separated subset of " + ",".join(workloads.WORKLOADS),
+    )
+    parser.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        help="comma-separated subset of " + ",".join(LIBRARIES),
+    )
     parser.add_argument("--quick", action="store_true", help="few, short samples (smoke test)")
-    parser.add_argument("--check", action="store_true",
-                        help="tiny sizes; only compare each result with NumPy's float64")
-    parser.add_argument("--single-core", action="store_true",
-                        help="pin workers to CPU 0 and give every library one thread")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="tiny sizes; only compare each result with NumPy's float64",
+    )
+    parser.add_argument(
+        "--single-core",
+        action="store_true",
+        help="pin workers to CPU 0 and give every library one thread",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every row as JSON")
     parser.add_argument("--w6-reps", type=int, default=3, help="fresh processes per W6 case")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per worker")
@@ -289,11 +340,30 @@ def run_metadata(args: argparse.Namespace) -> dict:
             pass
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "argv": sys.argv[1:], "python": platform.python_version(),
-        "platform": platform.platform(), "cpu_count": os.cpu_count(),
-        "single_core": args.single_core, "quick": args.quick, "check": args.check,
-        "versions": versions, "loadavg_start": os.getloadavg(),
+        "argv": sys.argv[1:],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "single_core": args.single_core,
+        "quick": args.quick,
+        "check": args.check,
+        "versions": versions,
+        "loadavg_start": os.getloadavg(),
     }
+
+
+def run_all(args: argparse.Namespace, workload_ids: list[str], libraries: list[str]) -> list:
+    """[(workload, rows)] for every requested workload, one worker process per library."""
+    options = dict(check=args.check, single_core=args.single_core, timeout=args.timeout)
+    results = []
+    for workload in workload_ids:
+        if workload == "W6":
+            reps = 1 if args.quick or args.check else args.w6_reps
+            rows = run_first_calls(libraries, reps=reps, **options)
+        else:
+            rows = run_workload(workload, libraries, quick=args.quick, **options)
+        results.append((workload, rows))
+    return results
 
 
 def main(argv=None) -> int:
@@ -305,26 +375,24 @@ def main(argv=None) -> int:
     if args.w6_child:
         first_call_child_main(args.w6_child, args.check)
         return 0
+    workload_ids = args.workloads.split(",")
+    unknown = [w for w in workload_ids if w not in workloads.WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workloads {unknown}; known: {', '.join(workloads.WORKLOADS)}")
     meta = run_metadata(args)
-    print(f"# {meta['date_utc']}  python {meta['python']}  single_core={args.single_core} "
-          f"quick={args.quick} check={args.check}  load average {meta['loadavg_start']}")
+    print(
+        f"# {meta['date_utc']}  python {meta['python']}  single_core={args.single_core} "
+        f"quick={args.quick} check={args.check}  load average {meta['loadavg_start']}"
+    )
     print("# " + "  ".join(f"{k} {v}" for k, v in meta["versions"].items()), flush=True)
+    if args.check:
+        print("# --check: tiny sizes (workloads.CHECK), results only, no timing")
     libraries, missing = available(args.libraries.split(","))
-    tables, all_rows = [], []
-    for workload in args.workloads.split(","):
-        if workload not in workloads.WORKLOADS:
-            raise SystemExit(f"unknown workload {workload!r}; known: {workloads.WORKLOADS}")
-        options = dict(check=args.check, single_core=args.single_core, timeout=args.timeout)
-        if workload == "W6":
-            reps = 1 if args.quick or args.check else args.w6_reps
-            rows, notes = run_first_calls(libraries, reps=reps, **options), []
-        else:
-            rows, notes = run_workload(workload, libraries, quick=args.quick, **options)
-        tables.append((workload, rows, notes + missing))
-        all_rows += rows
+    results = run_all(args, workload_ids, libraries)
+    all_rows = [row for _, rows in results for row in rows]
     attach_ratios(all_rows)
-    for workload, rows, notes in tables:
-        print_workload(workload, rows, notes, args.check)
+    for workload, rows in results:
+        print_workload(workload, rows, missing, args.check)
     meta["loadavg_end"] = os.getloadavg()
     print(f"\n# load average at the end {meta['loadavg_end']} (2 shared vCPUs: run twice)")
     if args.json:

@@ -48,8 +48,9 @@ class Sizes:
 
 
 FULL = Sizes()
-CHECK = Sizes(gelu_n=1003, mlp_layers=(12, 16, 16, 10), mlp_batch=8, logreg_features=7,
-              logreg_batch=5)
+CHECK = Sizes(
+    gelu_n=1003, mlp_layers=(12, 16, 16, 10), mlp_batch=8, logreg_features=7, logreg_batch=5
+)
 
 DESCRIPTIONS = {
     "W1": "tanh-GELU forward, 4M float32",
@@ -74,7 +75,7 @@ TIMING = {
 # Relative error (max |out - ref| / max |ref| per output) allowed against the float64
 # reference; W3's outputs are parameter updates, whose float32 rounding is relative to the
 # parameters, a few hundred times larger.
-TOLERANCE = {"W3": 2e-3}
+TOLERANCE = {"W3": 2e-3, "W6": 2e-3}
 DEFAULT_TOLERANCE = 2e-4
 
 # Workloads whose time is compared with copying their 4M float32 input (read 16 MB, write
@@ -95,8 +96,9 @@ class Target:
         if self.jax_ratio is not None:
             parts.append(f"<={self.jax_ratio:g}x JAX")
         if self.seconds is not None:
-            parts.append(f"<={self.seconds * 1e6:g} us" if self.seconds < 1e-3
-                         else f"<={self.seconds:g} s")
+            parts.append(
+                f"<={self.seconds * 1e6:g} us" if self.seconds < 1e-3 else f"<={self.seconds:g} s"
+            )
         return ", ".join(parts)
 
     def met(self, seconds: float, jax_ratio: float | None) -> bool | None:
@@ -192,8 +194,10 @@ def step_output(new_params, loss, old_params) -> list:
     The updates (new - old, in float64) are compared rather than the new parameters, whose
     size would hide a wrong gradient behind the small learning rate.
     """
-    updates = [as_numpy(new).astype(np.float64) - np.asarray(old, np.float64)
-               for new, old in zip(leaves(new_params), leaves(old_params))]
+    updates = [
+        as_numpy(new).astype(np.float64) - np.asarray(old, np.float64)
+        for new, old in zip(leaves(new_params), leaves(old_params))
+    ]
     return [as_numpy(loss)] + updates
 
 
@@ -273,7 +277,9 @@ def _identity(tree):
 
 def call_case(fn, args, sync=_identity) -> Case:
     """A Case calling `fn(*args)` (then `sync` on the result) each run."""
-    return Case(run=lambda: sync(fn(*args)), output=lambda: [as_numpy(a) for a in leaves(fn(*args))])
+    return Case(
+        run=lambda: sync(fn(*args)), output=lambda: [as_numpy(leaf) for leaf in leaves(fn(*args))]
+    )
 
 
 def training_case(step, params, x, y, data, sync=_identity) -> Case:
@@ -357,36 +363,44 @@ def load_jaxlike(name: str):
 def _jaxlike_impls(workload: str, name: str) -> list[Impl]:
     lib, jnp, sync = load_jaxlike(name)
     ours = name == "fnbrrr"  # eager rows of W1/W3 only for fnbrrr: JAX's are not references
+
+    def on_x(fn):
+        return lambda d: call_case(fn, [jnp.asarray(d["x"])], sync)
+
     if workload == "W1":
         fn = lambda x: gelu(x, jnp)
-        impls = [Impl(f"{name} jit", "gelu", "jit",
-                      lambda d: call_case(lib.jit(fn), [jnp.asarray(d["x"])], sync))]
-        if ours:
-            impls.append(Impl(f"{name} eager", "gelu", "eager",
-                              lambda d: call_case(fn, [jnp.asarray(d["x"])], sync)))
-        return impls
+        eager = [Impl(f"{name} eager", "gelu", "eager", on_x(fn))] if ours else []
+        return [Impl(f"{name} jit", "gelu", "jit", on_x(lib.jit(fn))), *eager]
     grad_fn = lib.grad(lambda x: jnp.sum(gelu(x, jnp)))
     if workload == "W2":
-        return [Impl(f"{name} jit(grad)", "grad", "jit",
-                     lambda d: call_case(lib.jit(grad_fn), [jnp.asarray(d["x"])], sync))]
+        return [Impl(f"{name} jit(grad)", "grad", "jit", on_x(lib.jit(grad_fn)))]
     if workload == "W2-eager":
         label = "grad (eager)" if ours else "grad (no jit)"
-        return [Impl(f"{name} {label}", "grad", "eager",
-                     lambda d: call_case(grad_fn, [jnp.asarray(d["x"])], sync))]
+        return [Impl(f"{name} {label}", "grad", "eager", on_x(grad_fn))]
     if workload == "W3":
         return _jaxlike_mlp_impls(lib, jnp, sync, name, with_eager=ours)
     if workload == "W4":
-        return _jaxlike_latency_impls(lib, jnp, sync, name)
+        affine = lambda x: x * 2 + 1
+        return [
+            Impl(f"{name} jit x*2+1", "x*2+1", "jit", on_x(lib.jit(affine))),
+            Impl(f"{name} eager x*2+1", "x*2+1", "eager", on_x(affine)),
+            Impl(f"{name} eager sin", "sin", "eager", on_x(jnp.sin)),
+        ]
     if workload == "W5":
-        per_example = make_per_example_grads(lib, jnp)
-
-        def build(fn):
-            return lambda d: call_case(fn, [jnp.asarray(d[k]) for k in "wbxy"], sync)
-
-        return [Impl(f"{name} jit(vmap(grad))", "per-example grads", "jit",
-                     build(lib.jit(per_example))),
-                Impl(f"{name} vmap(grad)", "per-example grads", "eager", build(per_example))]
+        return _jaxlike_per_example_impls(lib, jnp, sync, name)
     raise KeyError(workload)
+
+
+def _jaxlike_per_example_impls(lib, jnp, sync, name) -> list[Impl]:
+    per_example = make_per_example_grads(lib, jnp)
+
+    def build(fn):
+        return lambda d: call_case(fn, [jnp.asarray(d[k]) for k in "wbxy"], sync)
+
+    return [
+        Impl(f"{name} jit(vmap(grad))", "per-example grads", "jit", build(lib.jit(per_example))),
+        Impl(f"{name} vmap(grad)", "per-example grads", "eager", build(per_example)),
+    ]
 
 
 def _jaxlike_mlp_impls(lib, jnp, sync, name, with_eager) -> list[Impl]:
@@ -406,19 +420,6 @@ def _jaxlike_mlp_impls(lib, jnp, sync, name, with_eager) -> list[Impl]:
     return impls
 
 
-def _jaxlike_latency_impls(lib, jnp, sync, name) -> list[Impl]:
-    affine = lambda x: x * 2 + 1
-
-    def build(fn):
-        return lambda d: call_case(fn, [jnp.asarray(d["x"])], sync)
-
-    return [
-        Impl(f"{name} jit x*2+1", "x*2+1", "jit", build(lib.jit(affine))),
-        Impl(f"{name} eager x*2+1", "x*2+1", "eager", build(affine)),
-        Impl(f"{name} eager sin", "sin", "eager", build(jnp.sin)),
-    ]
-
-
 # --------------------------------------------------------------------------------- NumPy
 def _numpy_impls(workload: str) -> list[Impl]:
     def build(fn, *keys):
@@ -432,11 +433,19 @@ def _numpy_impls(workload: str) -> list[Impl]:
         build_step = lambda d: training_case(np_mlp_step, d["params"], d["x"], d["y"], d)
         return [Impl("numpy hand-written", "step", "eager", build_step)]
     if workload == "W4":
-        return [Impl("numpy x*2+1", "x*2+1", "eager", build(lambda x: x * 2 + 1, "x")),
-                Impl("numpy sin", "sin", "eager", build(np.sin, "x"))]
+        return [
+            Impl("numpy x*2+1", "x*2+1", "eager", build(lambda x: x * 2 + 1, "x")),
+            Impl("numpy sin", "sin", "eager", build(np.sin, "x")),
+        ]
     if workload == "W5":
-        return [Impl("numpy hand-written", "per-example grads", "eager",
-                     build(np_per_example_grads, "w", "b", "x", "y"))]
+        return [
+            Impl(
+                "numpy hand-written",
+                "per-example grads",
+                "eager",
+                build(np_per_example_grads, "w", "b", "x", "y"),
+            )
+        ]
     raise KeyError(workload)
 
 
@@ -460,10 +469,17 @@ def _torch_impls(workload: str) -> list[Impl]:
 
     if workload == "W1":
         formula = lambda x: 0.5 * x * (1.0 + torch.tanh(GELU_C * (x + GELU_A * x**3)))
-        return [Impl("torch F.gelu(tanh)", "gelu", "eager",
-                     build(lambda x: functional.gelu(x, approximate="tanh"), "x")),
-                Impl("torch formula", "gelu", "eager", build(formula, "x"))]
+        return [
+            Impl(
+                "torch F.gelu(tanh)",
+                "gelu",
+                "eager",
+                build(lambda x: functional.gelu(x, approximate="tanh"), "x"),
+            ),
+            Impl("torch formula", "gelu", "eager", build(formula, "x")),
+        ]
     if workload in ("W2", "W2-eager"):
+
         def grad_of_gelu_sum(x):
             x = x.detach().requires_grad_(True)
             return torch.autograd.grad(functional.gelu(x, approximate="tanh").sum(), x)[0]
@@ -472,11 +488,19 @@ def _torch_impls(workload: str) -> list[Impl]:
     if workload == "W3":
         return [Impl("torch eager", "step", "eager", _torch_mlp_case)]
     if workload == "W4":
-        return [Impl("torch x*2+1", "x*2+1", "eager", build(lambda x: x * 2 + 1, "x")),
-                Impl("torch sin", "sin", "eager", build(torch.sin, "x"))]
+        return [
+            Impl("torch x*2+1", "x*2+1", "eager", build(lambda x: x * 2 + 1, "x")),
+            Impl("torch sin", "sin", "eager", build(torch.sin, "x")),
+        ]
     if workload == "W5":
-        return [Impl("torch.func vmap(grad)", "per-example grads", "eager",
-                     build(_torch_per_example_grads(), "w", "b", "x", "y"))]
+        return [
+            Impl(
+                "torch.func vmap(grad)",
+                "per-example grads",
+                "eager",
+                build(_torch_per_example_grads(), "w", "b", "x", "y"),
+            )
+        ]
     raise KeyError(workload)
 
 
@@ -498,8 +522,10 @@ def _torch_mlp_case(data: dict) -> Case:
             new = [(p - LEARNING_RATE * g).requires_grad_(True) for p, g in zip(flat, grads)]
         return list(zip(new[::2], new[1::2])), loss.detach()
 
-    params = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
-              for w, b in data["params"]]
+    params = [
+        (torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for w, b in data["params"]
+    ]
     x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
     return training_case(step, params, x, y, data)
 

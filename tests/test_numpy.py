@@ -420,6 +420,8 @@ def array_and_axis(draw, dtype=F32, min_dims=1):
 @given(args=array_and_axis())
 def test_float_reductions_match_numpy(name, args):
     a, axis, keepdims = args
+    if name == "prod":  # keep products of up to 256 factors inside float32's range
+        a = (a / np.float32(3.0)).astype(F32)
     out = getattr(jnp, name)(jnp.asarray(a), axis=axis, keepdims=keepdims)
     want = getattr(np, name)(a.astype(np.float64), axis=axis, keepdims=keepdims)
     check(out, want.astype(F32), rtol=1e-4, atol=1e-4)

@@ -581,14 +581,19 @@ def convert_element_type(x, new_dtype, weak_type: bool = False):
 
 def full(shape, fill_value, dtype):
     """An array of `shape` filled with `fill_value`, as a broadcast 0-d constant."""
+    from fnbrrr import core
     from fnbrrr.core import ArrayImpl, Tracer
 
     dtype = canonicalize(dtype)
+    shape = tuple(int(d) for d in shape)
     if isinstance(fill_value, Tracer):
         value = convert_element_type(fill_value, dtype)
+    elif core.current_level() == 0:
+        # Eagerly, a real (contiguous) array: a zero-stride broadcast view would be copied by
+        # every jitted call that receives it.
+        return ArrayImpl(np.full(shape, fill_value, dtype), False)
     else:
         value = ArrayImpl(np.asarray(fill_value, dtype), False)
-    shape = tuple(int(d) for d in shape)
     return value if not shape else broadcast_in_dim(value, shape, ())
 
 

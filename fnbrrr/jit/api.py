@@ -91,14 +91,14 @@ class Compiled:
                 values = [a._value for a in args]
                 for v in values:
                     if not v.flags.c_contiguous:
-                        values = [np.ascontiguousarray(v) for v in values]
+                        values = [_contiguous(v) for v in values]
                         break
                 return ArrayImpl(driver(values, consts, pool, blas)[0], out_weak)
 
             return call_one
 
         def call(args):
-            values = [np.ascontiguousarray(a._value) for a in args]
+            values = [_contiguous(a._value) for a in args]
             outs = driver(values, consts, pool, blas)
             return tree_unflatten(out_tree, [ArrayImpl(o, w) for o, w in zip(outs, weak)])
 
@@ -119,6 +119,11 @@ class Compiled:
         from fnbrrr.jit.cost import program_cost
 
         return program_cost(self.lowered.jaxpr, self.lowered.plan.materialized)
+
+
+def _contiguous(value: np.ndarray) -> np.ndarray:
+    """C-contiguous `value` (np.ascontiguousarray would turn a 0-d array into shape (1,))."""
+    return value if value.flags.c_contiguous else np.ascontiguousarray(value)
 
 
 def _as_input(x, aval: ShapedArray) -> np.ndarray:

@@ -55,8 +55,10 @@ class _Names:
         self.counter = 0
 
     def fresh(self, prefix: str) -> str:
+        # The underscore keeps locals apart from arguments (x0, k0, t0, o0: inputs, constants,
+        # scratch buffers, outputs), whatever prefix an emitter picks.
         self.counter += 1
-        return f"{prefix}{self.counter}"
+        return f"{prefix}_{self.counter}"
 
 
 def generate(plan: Plan, name: str = "program", split: bool = False) -> Generated:

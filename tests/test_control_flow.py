@@ -9,6 +9,7 @@ store residuals rather than re-run the forward pass (trace counts, primitive cou
 
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 
 import numpy as np
@@ -419,6 +420,58 @@ def test_scan_inside_scan_grad():
                  rtol=1e-4)
 
 
+_RNG = np.random.default_rng(0)
+_W = jnp.asarray(_RNG.standard_normal((3, 3)).astype(np.float32) * 0.5)
+_XS3 = jnp.asarray(_RNG.standard_normal((4, 3)).astype(np.float32))
+_IDX = jnp.asarray([2, 0, 1, 1])
+
+# Scan bodies `(params, carry, x, i) -> (carry, y)` covering the residual kinds of the scan VJP:
+# xs read in the backward pass, y equal to x, carries replaced by consts, selects, gathers by
+# an integer x, loop-invariant values (W * p), integer carries and ys, max.
+BODIES = {
+    "x_squared": lambda p, c, x, i: (c + x * x, c.sum()),
+    "y_is_x": lambda p, c, x, i: (c * p[0], x),
+    "carry_from_consts": lambda p, c, x, i: (p * 1.0 + x, c),
+    "where": lambda p, c, x, i: (jnp.where(x > 0, c * x, c + p[1]), jnp.max(c)),
+    "gather": lambda p, c, x, i: (c * p[i] + x, c[i]),
+    "matmul": lambda p, c, x, i: (jnp.tanh(_W @ c * p[0] + x), (_W * p[1]).sum() * c),
+    "int_y": lambda p, c, x, i: (c + (i * 2).astype(jnp.float32) * p[2], i + 1),
+    "maximum": lambda p, c, x, i: (jnp.maximum(c, x * p[0]), jnp.exp(c).sum()),
+}
+
+
+def _body_losses(body, reverse):
+    def scanned(p, c0, xs):
+        c, ys = cf.scan(lambda c, xi: body(p, c, *xi), c0, (xs, _IDX), reverse=reverse)
+        return (c ** 2).sum() + jnp.sin(ys.astype(jnp.float32)).sum()
+
+    def unrolled(p, c, xs):
+        ys = [None] * 4
+        for k in (reversed(range(4)) if reverse else range(4)):
+            c, ys[k] = body(p, c, xs[k], _IDX[k])
+        return (c ** 2).sum() + jnp.sin(jnp.stack(ys).astype(jnp.float32)).sum()
+
+    return scanned, unrolled
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name", sorted(BODIES))
+def test_scan_derivatives_of_many_bodies(name, reverse):
+    scanned, unrolled = _body_losses(BODIES[name], reverse)
+    p, c0 = jnp.asarray([0.7, -0.3, 0.5]), jnp.asarray([0.1, 0.2, -0.3])
+    tol = {"rtol": 1e-4, "atol": 1e-5}
+    assert_close(fnbrrr.grad(scanned, argnums=(0, 1, 2))(p, c0, _XS3),
+                 fnbrrr.grad(unrolled, argnums=(0, 1, 2))(p, c0, _XS3), **tol)
+    assert_close(fnbrrr.jvp(lambda p: scanned(p, c0, _XS3), (p,), (c0,)),
+                 fnbrrr.jvp(lambda p: unrolled(p, c0, _XS3), (p,), (c0,)), **tol)
+    batch = jnp.stack([_XS3, _XS3 * 2])
+    assert_close(fnbrrr.vmap(fnbrrr.grad(scanned), in_axes=(None, None, 0))(p, c0, batch),
+                 [fnbrrr.grad(unrolled)(p, c0, xs) for xs in batch], **tol)
+    assert_close(fnbrrr.grad(lambda p: fnbrrr.grad(scanned)(p, c0, _XS3).sum())(p),
+                 fnbrrr.grad(lambda p: fnbrrr.grad(unrolled)(p, c0, _XS3).sum())(p),
+                 rtol=1e-3, atol=1e-4)
+
+
 def test_scan_vjp_rule_on_the_tape_matches_grad():
     """The registry's vjp rule (used when no reverse rule is installed) gives the same."""
     xs = XS
@@ -671,11 +724,13 @@ def test_scan_body_is_traced_once_whatever_the_length():
         return jnp.sin(c * x), c
 
     for n in (5, 50):
+        loss = functools.partial(lambda x0, xs: cf.scan(body, x0, xs)[0], xs=jnp.ones(n) * 0.5)
+
         traces.clear()
-        fnbrrr.grad(lambda x0: cf.scan(body, x0, jnp.ones(n) * 0.5)[0])(np.float32(0.3))
+        fnbrrr.grad(loss)(np.float32(0.3))
         assert len(traces) == 1  # by scan(); the derivative rules transform the traced IR
         traces.clear()
-        fnbrrr.jit(fnbrrr.grad(lambda x0: cf.scan(body, x0, jnp.ones(n) * 0.5)[0]))(0.3)
+        fnbrrr.make_jaxpr(fnbrrr.grad(loss))(0.3)
         assert len(traces) == 2  # a weakly typed 0.3 is retraced once as the body's float32
 
 

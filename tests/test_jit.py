@@ -345,6 +345,25 @@ def test_a_new_process_loads_the_compiled_program_from_the_disk_cache(tmp_path):
     assert "data saved" not in second.stdout + second.stderr
 
 
+def test_generated_source_is_identical_across_processes(tmp_path):
+    # The disk cache is keyed by the source's hash: any set-order dependence would recompile.
+    script = (
+        "import fnbrrr, fnbrrr.numpy as jnp\n"
+        "def f(w, xs):\n"
+        "    def step(h, x):\n"
+        "        h = jnp.tanh(h @ w + x)\n"
+        "        return h, (h.sum(), h * 2)\n"
+        "    h, ys = fnbrrr.lax.scan(step, jnp.zeros((2, 3)), xs)\n"
+        "    return h.sum() + ys[0].sum() + ys[1].mean()\n"
+        "g = fnbrrr.jit(fnbrrr.vmap(fnbrrr.grad(f), in_axes=(None, 0)))\n"
+        "print(g.lower(jnp.eye(3), jnp.ones((4, 5, 2, 3))).generated.key)\n"
+    )
+    env = {**os.environ, "FNBRRR_CACHE_DIR": str(tmp_path), "PYTHONHASHSEED": "random"}
+    keys = {subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.strip() for _ in range(3)}
+    assert len(keys) == 1, keys
+
+
 def test_lax_functions_work_under_jit_with_scalars():
     f = fnbrrr.jit(lambda x: lax.max(x, 0.0) + lax.integer_pow(x, 2))
     np.testing.assert_allclose(np.asarray(f(jnp.asarray([-1.0, 2.0]))), [1.0, 6.0])

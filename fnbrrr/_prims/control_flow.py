@@ -33,8 +33,10 @@ batched loop is still a loop (jit compiles it as one), and is differentiable aga
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,12 +49,14 @@ from fnbrrr._prims.elementwise import max as _lax_max
 from fnbrrr._prims.elementwise import min as _lax_min
 from fnbrrr._prims.reductions import reduce_or
 from fnbrrr._prims.shape import broadcast_in_dim
+from fnbrrr.ad import jvp_flat, reverse_rules, vjp_flat
 from fnbrrr.ad_util import Zero, instantiate, is_zero
 from fnbrrr.batching import batch_jaxpr, batch_size, bdim_at_front, moveaxis
 from fnbrrr.core import (
     ArrayImpl,
     ClosedJaxpr,
     Jaxpr,
+    Literal,
     Primitive,
     ShapedArray,
     Tracer,
@@ -74,13 +78,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Sub-programs: tracing, closure conversion, evaluation, dead code, dependence
 # --------------------------------------------------------------------------------------------
-
-
-def _ad():
-    # fnbrrr.ad is imported lazily: this module is imported while `fnbrrr` itself loads.
-    from fnbrrr import ad
-
-    return ad
 
 
 def _closure_convert(jaxpr: Jaxpr, consts: Sequence) -> tuple[ClosedJaxpr, list]:
@@ -165,7 +162,7 @@ def _jvp_of(closed: ClosedJaxpr, nonzero_in: Sequence[bool]) -> Callable:
     def jvp(primals: Sequence, given: Sequence) -> tuple[list, list]:
         it = iter(given)
         tangents = [next(it) if nz else Zero(a) for nz, a in zip(nonzero_in, avals)]
-        return _ad().jvp_flat(_as_fun(closed), list(primals), tangents)
+        return jvp_flat(_as_fun(closed), list(primals), tangents)
 
     return jvp
 
@@ -221,15 +218,49 @@ def _as_numpy(value, aval: ShapedArray) -> np.ndarray:
     return np.asarray(value, aval.dtype)
 
 
+@contextlib.contextmanager
 def _eager():
     """Evaluate eagerly even if the caller sits under a staging trace (e.g. constant folding):
-    a dynamic eval trace on top takes every primitive whose inputs are concrete."""
-    return core.new_main(core.EvalTrace, dynamic=True)
+    a dynamic eval trace on top takes every primitive whose inputs are concrete. With no
+    transformation active there is nothing to guard against (and the eager fast path stays)."""
+    if core.current_level() == 0:
+        yield
+        return
+    with core.new_main(core.EvalTrace, dynamic=True):
+        yield
 
 
 def _run(closed: ClosedJaxpr, args: Sequence) -> list:
-    """Evaluate a program on concrete fnbrrr Arrays (inside `_eager()`)."""
-    return [_as_impl(o, a) for o, a in zip(_eval(closed, args), closed.out_avals)]
+    """Evaluate a program on concrete fnbrrr Arrays (inside `_eager()`); returns Arrays.
+
+    Like `eval_jaxpr`, but literals and constants are made Arrays once per program, not at
+    every step of a loop (NumPy scalars would miss the eager fast path of each primitive).
+    """
+    jaxpr = closed.jaxpr
+    prepared = _prepared.get(closed)
+    if prepared is None:
+        prepared = _prepared[closed] = _prepare(closed)
+    env = dict(prepared)
+    env.update(zip(jaxpr.invars, args))
+    for eqn in jaxpr.eqns:
+        outs = eqn.primitive.bind(*[env[a] for a in eqn.inputs], **eqn.params)
+        if eqn.primitive.multiple_results:
+            env.update(zip(eqn.outvars, outs))
+        else:
+            env[eqn.outvars[0]] = outs
+    return [_as_impl(env[v], v.aval) for v in jaxpr.outvars]
+
+
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepare(closed: ClosedJaxpr) -> dict:
+    """The constants and literals of a program as fnbrrr Arrays, keyed by their atoms."""
+    jaxpr = closed.jaxpr
+    env: dict = {v: _as_impl(c, v.aval) for v, c in zip(jaxpr.constvars, closed.consts)}
+    atoms = [a for e in jaxpr.eqns for a in e.inputs] + list(jaxpr.outvars)
+    env.update((a, _as_impl(a.val, a.aval)) for a in atoms if type(a) is Literal)
+    return env
 
 
 # --- pytrees and error messages -------------------------------------------------------------
@@ -456,7 +487,7 @@ def _cond_vjp(cts, ans, index, *operands, branches):
 
     def vjp_branch(branch: ClosedJaxpr) -> tuple[ClosedJaxpr, list]:
         def program(*args):
-            _, pullback = _ad().vjp_flat(_as_fun(branch), list(args[:n]))
+            _, pullback = vjp_flat(_as_fun(branch), list(args[:n]))
             cts_in = pullback(_fill_none(args[n:], given_mask))
             return _pick(cts_in, float_in)
 
@@ -686,7 +717,7 @@ class _Linearized:
                                zip(in_avals[:num_consts], wanted_in) if w]
 
         def joint(*args):
-            outs, pullback = _ad().vjp_flat(_as_fun(body), list(args[:n_in]))
+            outs, pullback = vjp_flat(_as_fun(body), list(args[:n_in]))
             cts_in = pullback(_fill_none(args[n_in:], self.float_out))
             return [*outs, *_pick(cts_in, self.wanted_in)]
 
@@ -964,8 +995,8 @@ def _while_batch(vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_ncons
             body_nconsts=len(body_hoisted) + body_nconsts,
         )
         return outs, carry_dims(batched)
-    return _while_batched_predicate(cond_b, body_b, cond_consts, body_consts, init), [0] * len(
-        init)
+    outs = _while_batched_predicate(cond_b, body_b, cond_consts, body_consts, init)
+    return outs, [0] * len(outs)
 
 
 def _while_batched_predicate(cond_b: ClosedJaxpr, body_b: ClosedJaxpr, cond_consts: list,
@@ -1000,16 +1031,11 @@ while_p.vjp = _while_vjp
 while_p.batch = _while_batch
 
 
-def _install_reverse_rules() -> None:
-    """Reverse mode uses these instead of the vjp rules: scan's keeps the residuals of the
-    one forward scan it runs (no second forward pass); while's fails before any work."""
-    rules = getattr(_ad(), "reverse_rules", None)
-    if rules is not None:
-        rules[scan_p] = _scan_reverse
-        rules[while_p] = _while_reverse
-
-
-_install_reverse_rules()
+# Reverse mode (grad, vjp) uses these instead of the vjp rules: scan's keeps the residuals of
+# the one forward scan it runs (the tape's vjp rule would run a second forward scan for
+# them); while's fails before any work is done.
+reverse_rules[scan_p] = _scan_reverse
+reverse_rules[while_p] = _while_reverse
 
 
 # --------------------------------------------------------------------------------------------
@@ -1040,8 +1066,10 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
         names the output leaf and both types).
 
     Example:
-      >>> cond(x > 0, lambda v: v * 2.0, lambda v: -v, x)
-      >>> vmap(lambda x: cond(x > 0, jnp.sin, jnp.cos, x))(xs)   # both run, then select
+      >>> cond(True, lambda v: v * 2.0, lambda v: -v, 3.0)
+      Array(6., dtype=float32, weak_type=True)
+      >>> vmap(lambda x: cond(x > 0, jnp.sin, jnp.cos, x))(jnp.array([0.0, 1.0]))  # both run
+      Array([1.      , 0.841471], dtype=float32)
     """
     for fun, name in ((true_fun, "true_fun"), (false_fun, "false_fun")):
         if not callable(fun):
@@ -1064,7 +1092,8 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
       The selected branch's output.
 
     Example:
-      >>> switch(i, [jnp.sin, jnp.cos, jnp.tanh], x)   # i = 7 runs jnp.tanh
+      >>> switch(7, [jnp.sin, jnp.cos, jnp.tanh], 1.0)   # clamped: jnp.tanh(1.0)
+      Array(0.7615942, dtype=float32, weak_type=True)
     """
     branches = list(branches) if isinstance(branches, (list, tuple)) else None
     if not branches or not all(callable(b) for b in branches):

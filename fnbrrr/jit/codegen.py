@@ -148,11 +148,16 @@ class _Emitter:
                 self._declare(var, "t", "temp")
         return output_atoms
 
-    def _var_order(self, var: Var) -> int:
-        for i, eqn in enumerate(self.jaxpr.eqns):
-            if var in eqn.outvars:
-                return i
-        return -1
+    def _var_order(self, var: Var) -> tuple[int, int]:
+        """A total order on values (equation, output position): generated source, and so the
+        disk-cache key, must not depend on set iteration order."""
+        order = self.__dict__.get("_order")
+        if order is None:
+            order = self._order = {v: (i, j) for i, eqn in enumerate(self.jaxpr.eqns)
+                                   for j, v in enumerate(eqn.outvars)}
+            for j, v in enumerate(self.jaxpr.invars + self.jaxpr.constvars):
+                order.setdefault(v, (-1, j))
+        return order[var]
 
     def _is_view(self, var: Var) -> bool:
         """Reshapes of buffers are free views, unless they are program outputs."""
@@ -301,8 +306,8 @@ class _Emitter:
                 local[atom] = scalar
         if flat:
             views = {}
-            for atom in dict.fromkeys(reads + [v for v in produced
-                                               if v in self.plan.materialized]):
+            stored = [v for e in group.eqns for v in e.outvars if v in self.plan.materialized]
+            for atom in dict.fromkeys(reads + stored):  # program order, never set order
                 if atom.aval.ndim and atom.aval.shape == domain and (
                         atom not in self.plan.remaps):
                     view = self.names.fresh("f")

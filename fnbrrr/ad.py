@@ -505,6 +505,19 @@ def _linearize_flat(flat_fun: Callable, flat_p: list, name: str) -> tuple[list, 
         tangents = [t if _is_float(a) else Zero(a) for t, a in zip(tangent_args, in_avals)]
         out_p, out_t = jvp_flat(flat_fun, flat_p, tangents)
         jaxpr, consts = builder.to_jaxpr(tangent_args, [staging.full_raise(t) for t in out_t])
+        # A rule that binds primals and tangents in one equation (jit, scan, cond...) leaves
+        # its primal outputs staged: compute them from the recording, with zero tangents.
+        staged = [i for i, p in enumerate(out_p)
+                  if isinstance(p, Tracer) and p._trace.main is staging_main]
+        if staged:
+            primal_jaxpr, primal_consts = builder.to_jaxpr(
+                tangent_args, [out_p[i] for i in staged])
+    if staged:
+        primal_jaxpr, primal_consts = _dead_code_elimination(primal_jaxpr, primal_consts)
+        values = core.eval_jaxpr(primal_jaxpr, primal_consts, *[_zeros(a) for a in in_avals])
+        out_p = list(out_p)
+        for i, value in zip(staged, values):
+            out_p[i] = value
     jaxpr, consts = _dead_code_elimination(jaxpr, consts)
     return out_p, jaxpr, consts
 

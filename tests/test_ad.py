@@ -554,3 +554,16 @@ def test_grad_matches_finite_differences(values):
         close(grad(f)(jnp.asarray(x)), fd_grad(f_np, x), rtol=1e-6, atol=1e-7)
     finally:
         fnbrrr.config.update("jax_enable_x64", previous)
+
+
+def test_linearize_of_call_like_primitives_returns_concrete_primals():
+    # jit and scan JVP rules bind primals and tangents in one equation; the primal output must
+    # still come back as a concrete Array, not a leaked tracer.
+    f = fnbrrr.jit(lambda x: jnp.sin(x) * 2)
+    y, f_jvp = fnbrrr.linearize(f, 0.5)
+    assert isinstance(y, fnbrrr.core.ArrayImpl)
+    np.testing.assert_allclose(float(y), 2 * np.sin(0.5), rtol=1e-6)
+    np.testing.assert_allclose(float(f_jvp(1.0)), 2 * np.cos(0.5), rtol=1e-6)
+    cube = lambda x: fnbrrr.lax.scan(lambda c, _: (c * x, None), 1.0, None, length=3)[0]  # noqa: E731
+    y, f_jvp = fnbrrr.linearize(cube, 2.0)
+    assert float(y) == 8.0 and float(f_jvp(1.0)) == 12.0

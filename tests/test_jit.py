@@ -367,3 +367,13 @@ def test_generated_source_is_identical_across_processes(tmp_path):
 def test_lax_functions_work_under_jit_with_scalars():
     f = fnbrrr.jit(lambda x: lax.max(x, 0.0) + lax.integer_pow(x, 2))
     np.testing.assert_allclose(np.asarray(f(jnp.asarray([-1.0, 2.0]))), [1.0, 6.0])
+
+
+def test_transposed_matmul_output_swaps_operands_instead_of_copying():
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32))
+    b = jnp.asarray(np.random.default_rng(1).normal(size=(32, 48)).astype(np.float32))
+    f = fnbrrr.jit(lambda a, b: (a @ b).T)
+    text = f.lower(a, b).as_text()
+    assert "materialise" not in text and "transpose" not in text.split("@numba.njit")[1]
+    np.testing.assert_allclose(np.asarray(f(a, b)), (np.asarray(a) @ np.asarray(b)).T,
+                               rtol=1e-5, atol=1e-5)

@@ -222,12 +222,54 @@ def fold_transposes_into_dot(jaxpr: Jaxpr) -> Jaxpr:
     transposes = {e.outvars[0]: e for e in jaxpr.eqns if e.primitive.name == "transpose"}
     if not transposes:
         return jaxpr
+    uses = _use_counts(jaxpr)
+    products = {e.outvars[0]: e for e in jaxpr.eqns if e.primitive.name == "dot_general"}
+    swapped = {}  # transpose eqn id -> swapped dot_general replacing it
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "transpose":
+            product = products.get(eqn.inputs[0]) if type(eqn.inputs[0]) is Var else None
+            if product is not None and uses[product.outvars[0]] == 1:
+                new = _swap_operands_for_transpose(product, eqn)
+                if new is not None:
+                    swapped[id(eqn)] = new
+    dead = {id(products[e.inputs[0]]) for e in jaxpr.eqns if id(e) in swapped}
     eqns = []
     for eqn in jaxpr.eqns:
+        if id(eqn) in dead:
+            continue
+        eqn = swapped.get(id(eqn), eqn)
         if eqn.primitive.name == "dot_general":
             eqn = _fold_operand(_fold_operand(eqn, 0, transposes), 1, transposes)
         eqns.append(eqn)
     return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, jaxpr.outvars)
+
+
+def _use_counts(jaxpr: Jaxpr) -> dict:
+    uses: dict = {}
+    for eqn in jaxpr.eqns:
+        for a in eqn.inputs:
+            if type(a) is Var:
+                uses[a] = uses.get(a, 0) + 1
+    for a in jaxpr.outvars:
+        if type(a) is Var:
+            uses[a] = uses.get(a, 0) + 1
+    return uses
+
+
+def _swap_operands_for_transpose(product: Eqn, transpose: Eqn):
+    """transpose(dot(a, b)) that puts b's free axes first is dot(b, a): no transposed copy."""
+    (lc, rc), (lb, rb) = product.params["dimension_numbers"]
+    a, b = product.inputs
+    n_batch = len(lb)
+    n_lfree = a.aval.ndim - len(lc) - n_batch
+    n_rfree = b.aval.ndim - len(rc) - n_batch
+    batch = tuple(range(n_batch))
+    lfree = tuple(range(n_batch, n_batch + n_lfree))
+    rfree = tuple(range(n_batch + n_lfree, n_batch + n_lfree + n_rfree))
+    if transpose.params["permutation"] != batch + rfree + lfree:
+        return None
+    params = {**product.params, "dimension_numbers": ((rc, lc), (rb, lb))}
+    return product._replace(inputs=[b, a], params=params, outvars=transpose.outvars)
 
 
 def _fold_operand(eqn: Eqn, side: int, transposes: dict) -> Eqn:

@@ -14,6 +14,7 @@ from fnbrrr import (
 from fnbrrr.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
 from fnbrrr.api import make_jaxpr
 from fnbrrr.batching import vmap
+from fnbrrr.brrr import brrr
 from fnbrrr.config import config
 from fnbrrr.core import Array, ConcretizationTypeError, UnexpectedTracerError
 from fnbrrr.custom_derivatives import checkpoint, custom_jvp, custom_vjp, remat
@@ -22,7 +23,7 @@ from fnbrrr.jit import jit
 __version__ = "0.1.0"
 
 __all__ = [
-    "Array", "ConcretizationTypeError", "UnexpectedTracerError", "checkpoint", "config",
+    "Array", "ConcretizationTypeError", "UnexpectedTracerError", "brrr", "checkpoint", "config",
     "custom_jvp", "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jit", "jvp", "lax",
     "linearize", "make_jaxpr", "numpy", "remat", "tree", "tree_util", "value_and_grad", "vjp",
     "vmap",

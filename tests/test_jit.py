@@ -377,3 +377,9 @@ def test_transposed_matmul_output_swaps_operands_instead_of_copying():
     assert "materialise" not in text and "transpose" not in text.split("@numba.njit")[1]
     np.testing.assert_allclose(np.asarray(f(a, b)), (np.asarray(a) @ np.asarray(b)).T,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_an_output_that_is_a_view_of_a_fused_value_gets_its_buffer():
+    out = fnbrrr.jit(lambda x: jnp.tanh(x).T)(jnp.arange(12.0).reshape(4, 3))
+    np.testing.assert_allclose(np.asarray(out), np.tanh(np.arange(12.0).reshape(4, 3)).T,
+                               rtol=1e-6)

@@ -118,7 +118,8 @@ class Compiled:
         """FLOPs, transcendentals and bytes accessed of the program (see fnbrrr.jit.cost)."""
         from fnbrrr.jit.cost import program_cost
 
-        return program_cost(self.lowered.jaxpr, self.lowered.plan.materialized)
+        lowered = self.lowered
+        return program_cost(lowered.jaxpr, plan=lowered.plan, steps=lowered.generated.steps)
 
 
 def _contiguous(value: np.ndarray) -> np.ndarray:

@@ -217,6 +217,10 @@ def _materialized_values(jaxpr: Jaxpr, steps: list, producer: dict, remaps: dict
     for atom in jaxpr.outvars:
         if type(atom) is Var:
             needed.add(atom)
+            if atom in remaps:  # an output read through a remap needs its source in a buffer
+                root = _root_source(atom, remaps)
+                if root is not None:
+                    needed.add(root)
     for step in steps:
         eqns = step.eqns if isinstance(step, LoopGroup) else [step.eqn]
         own = {v for e in eqns for v in e.outvars}

@@ -101,7 +101,15 @@ def full(shape, fill_value, dtype=None):
         value = asarray_with_dtype(fill_value, dt, "full")
     else:
         value = to_array(fill_value, "full")
-    return broadcast_to(value, shape)
+    return _materialized(broadcast_to(value, shape))
+
+
+def _materialized(x):
+    """An eager result as a real C-contiguous array, not NumPy's zero-stride broadcast view:
+    such a view would be copied by every jitted call that receives it."""
+    if type(x) is ArrayImpl and not x._value.flags.c_contiguous:
+        return ArrayImpl(np.ascontiguousarray(x._value), x._weak, x._aval)
+    return x
 
 
 def _like_shape(name: str, a, shape):
@@ -117,7 +125,7 @@ def _like(name: str, a, fill, dtype, shape):
     if dtype is not None:
         return lax.full(out_shape, fill, canonical_dtype(dtype))
     value = scalar_const(fill, dt) if weak else ArrayImpl(np.array(fill, dt), False)
-    return broadcast_to(value, out_shape)
+    return _materialized(broadcast_to(value, out_shape))
 
 
 def zeros_like(a, dtype=None, shape=None):
@@ -145,7 +153,7 @@ def full_like(a, fill_value, dtype=None, shape=None):
     value = to_array(fill_value, "full_like")
     if value.aval.dtype != dt or value.aval.weak_type != weak:
         value = lax.convert_element_type(value, dt, weak)
-    return broadcast_to(value, out_shape)
+    return _materialized(broadcast_to(value, out_shape))
 
 
 def _static_scalar(name: str, x, what: str):

@@ -7,7 +7,10 @@
 from fnbrrr import (
     _prims,  # noqa: F401  (registers every primitive)
     lax,
+    nn,
     numpy,
+    optim,
+    random,
     tree,
     tree_util,
 )
@@ -25,6 +28,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Array", "ConcretizationTypeError", "UnexpectedTracerError", "brrr", "checkpoint", "config",
     "custom_jvp", "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jit", "jvp", "lax",
-    "linearize", "make_jaxpr", "numpy", "remat", "tree", "tree_util", "value_and_grad", "vjp",
+    "linearize", "make_jaxpr", "nn", "numpy", "optim", "random", "remat", "tree", "tree_util", "value_and_grad", "vjp",
     "vmap",
 ]

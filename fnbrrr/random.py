@@ -523,7 +523,10 @@ def randint(key: Array, shape: Shape, minval: int | Array, maxval: int | Array,
         raise TypeError(f"random.randint: dtype must be an integer dtype, got {dtype.name}")
     minval, maxval = (_int_param(v, dtype, shape) for v in (minval, maxval))
     unsigned = _UINT64 if dtype.itemsize == 8 else _UINT32
-    span = lax.convert_element_type(lax.sub(maxval, minval), unsigned)
+    # The difference wraps in `dtype`; read it as unsigned of the same width, then widen.
+    same_width = np.dtype(f"uint{8 * dtype.itemsize}")
+    span = lax.convert_element_type(lax.sub(maxval, minval), same_width)
+    span = lax.convert_element_type(span, unsigned)
     span = lax.select_n(lax.le(maxval, minval), span, lax.full(shape, 1, unsigned))
     key_hi, key_lo = split(key)
     if unsigned == _UINT64:
@@ -617,6 +620,8 @@ def permutation(key: Array, x: int | Array, axis: int = 0, independent: bool = F
                         "axis, got a 0-d array")
     axis = _normalize_axis(axis, x.ndim, "permutation")
     n = x.shape[axis]
+    if n <= 1:
+        return x
     if independent:
         for sub in _round_keys(key, n):
             order = argsort(_bits(sub, x.shape, _UINT32), axis)

@@ -30,6 +30,7 @@ TESTED_ELSEWHERE = {
     "custom_vjp_call": "tests/test_custom_derivatives.py",
     "checkpoint": "tests/test_custom_derivatives.py",
     "pjit": "tests/test_jit.py",
+    "threefry2x32": "tests/test_random.py",  # two outputs: its own vmap/jit tests
     "cond": "tests/test_control_flow.py",
     "scan": "tests/test_control_flow.py",
     "while": "tests/test_control_flow.py",
@@ -282,6 +283,13 @@ def arg_case(draw, rng, dtype):
                       "index_dtype": np.dtype(np.int32)})
 
 
+def argsort_case(draw, rng, dtype):
+    shape = shapes(draw, 1, 3)
+    x = rng.integers(-2, 3, size=shape).astype(dtype)  # ties: the sort is stable
+    return Case([x], {"axis": draw(st.integers(0, len(shape) - 1)),
+                      "index_dtype": np.dtype(np.int32)})
+
+
 def dot_general_case(draw, rng, dtype):
     n_batch, n_contract = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     n_lfree, n_rfree = draw(st.integers(0, 2)), draw(st.integers(0, 2))
@@ -384,7 +392,7 @@ CASES = {
     "reduce_sum": reduce_case(), "reduce_max": reduce_case("distinct"),
     "reduce_min": reduce_case("distinct"), "reduce_prod": reduce_case("positive"),
     "reduce_and": reduce_case("bool", diff=False), "reduce_or": reduce_case("bool", diff=False),
-    "argmax": arg_case, "argmin": arg_case, "dot_general": dot_general_case,
+    "argmax": arg_case, "argmin": arg_case, "argsort": argsort_case, "dot_general": dot_general_case,
     "gather": gather_case, "scatter_add": scatter_case(),
     "scatter": scatter_case(unique=True), "scatter_mul": scatter_case(),
     "dynamic_slice": dynamic_slice_case, "dynamic_update_slice": dynamic_update_slice_case,

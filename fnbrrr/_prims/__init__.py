@@ -4,10 +4,12 @@ Importing this package registers every primitive in `fnbrrr.core.primitives`.
 """
 
 from fnbrrr._prims import (  # noqa: F401
+    bits,
     control_flow,
     elementwise,
     indexing,
     linalg,
     reductions,
     shape,
+    sorting,
 )

@@ -417,7 +417,7 @@ class _Emitter:
         for fn in mathlib.SCALAR_MATH.values():
             if fn.__name__ + "(" in expr:
                 self.math_used.add(fn.__name__)
-        for helper in ("_int_div", "_int_rem"):
+        for helper in ("_int_div", "_int_rem", "_threefry2x32"):
             if helper + "(" in expr:
                 self.helpers_used.add(helper)
 
@@ -458,6 +458,7 @@ class _Emitter:
             ctx = KernelContext(self.names, self.blas, self)
             self.emit(f"#{self._comment(eqn)[3:]}")
             for line in lower.emit(ctx, eqn, ins, outs):
+                self._note_helpers(line)
                 self.emit(line)
             return
         fallback = f"_fallback_{len(self.fallbacks)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from fnbrrr._prims import bits
 from fnbrrr.jit.blas import CBLAS_NO_TRANS, CBLAS_TRANS, blas_available
 from fnbrrr.jit.lowering import Kernel, literal, np_type
 
@@ -356,7 +357,21 @@ def _emit_dynamic_update_slice(ctx, eqn, ins, outs):
     return lines
 
 
+_threefry2x32 = numba.njit(inline="always", cache=True)(bits.threefry2x32_scalar)
+
+
+def _emit_threefry(ctx, eqn, ins, outs):
+    """Both output words per counter, in one loop over the output shape."""
+    shape = eqn.outvars[0].aval.shape
+    lines, index, depth = _loops(shape, "r", ctx)
+    words = [_read(name, index if atom.aval.ndim else []) for name, atom in zip(ins, eqn.inputs)]
+    lines.append(INDENT * depth + f"{_at(outs[0], index)}, {_at(outs[1], index)} = "
+                 f"_threefry2x32({', '.join(words)})")
+    return lines
+
+
 KERNELS = {
+    "threefry2x32": Kernel(_emit_threefry),
     "dot_general": Kernel(_emit_dot_general),
     "argmax": Kernel(_emit_arg(">")),
     "argmin": Kernel(_emit_arg("<")),

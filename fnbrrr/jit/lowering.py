@@ -172,15 +172,28 @@ def _convert(args, in_avals, out_aval, params):
     return f"{np_type(new)}({args[0]})"
 
 
+def _wrapping(template: str):
+    """Integer results wrap at their dtype, as in NumPy: Numba computes in 64 bits, so cast."""
+
+    def expr(args, in_avals, out_aval, params):
+        text = template.format(*args)
+        if out_aval.dtype.kind in "iu":
+            return f"{np_type(out_aval.dtype)}({text})"
+        return text
+
+    return expr
+
+
 ELEMENTWISE = {
-    "neg": _fmt("(-{0})"), "exp": _math("exp"), "log": _math("log"), "log1p": _math("log1p"),
+    "neg": _wrapping("(-{0})"), "exp": _math("exp"), "log": _math("log"), "log1p": _math("log1p"),
     "expm1": _math("expm1"), "sin": _math("sin"), "cos": _math("cos"), "tanh": _math("tanh"),
     "logistic": _math("logistic"), "erf": _math("erf"), "tan": _fmt("np.tan({0})"),
     "sqrt": _fmt("np.sqrt({0})"), "rsqrt": _typed("({one} / np.sqrt({0}))"),
-    "square": _fmt("({0} * {0})"), "abs": _fmt("abs({0})"), "sign": _sign,
+    "square": _wrapping("({0} * {0})"), "abs": _fmt("abs({0})"), "sign": _sign,
     "floor": _fmt("np.floor({0})"), "ceil": _fmt("np.ceil({0})"), "round": _fmt("np.rint({0})"),
     "is_finite": _fmt("np.isfinite({0})"), "not": _not, "integer_pow": _integer_pow,
-    "add": _fmt("({0} + {1})"), "sub": _fmt("({0} - {1})"), "mul": _fmt("({0} * {1})"),
+    "add": _wrapping("({0} + {1})"), "sub": _wrapping("({0} - {1})"),
+    "mul": _wrapping("({0} * {1})"),
     "div": _div, "rem": _rem, "pow": _fmt("({0} ** {1})"), "max": _nan_max, "min": _nan_min,
     "atan2": _fmt("np.arctan2({0}, {1})"), "and": _fmt("({0} & {1})"),
     "or": _fmt("({0} | {1})"), "xor": _fmt("({0} ^ {1})"), "eq": _fmt("({0} == {1})"),

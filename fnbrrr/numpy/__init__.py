@@ -264,7 +264,11 @@ euler_gamma = 0.5772156649015329
 
 _array_methods.attach()
 
+from fnbrrr.numpy._sorting import argsort, sort
+
 __all__ = [
+    "argsort",
+    "sort",
     "abs",
     "absolute",
     "add",

@@ -61,7 +61,11 @@ def _assert_matches(history, reference, rtol=1e-5, atol=1e-6):
         for k in ref_params:
             np.testing.assert_allclose(np.asarray(updates[k]), ref_updates[k], rtol=rtol,
                                        atol=atol, err_msg=f"updates[{k}] at step {step}")
-            np.testing.assert_allclose(np.asarray(params[k]), ref_params[k], rtol=rtol, atol=atol,
+            # Parameters are float32: an update's own float32 rounding error is relative to
+            # the update, so the parameters' absolute tolerance scales with the update size.
+            scale = float(np.max(np.abs(ref_updates[k]), initial=0.0))
+            np.testing.assert_allclose(np.asarray(params[k]), ref_params[k], rtol=rtol,
+                                       atol=max(atol, rtol * scale * 10),
                                        err_msg=f"params[{k}] at step {step}")
 
 

@@ -31,9 +31,10 @@ from fnbrrr.jit.mathlib import (
 
 PRIMITIVES = ["exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "erf"]
 
-# Max ulps allowed over every input below; the module docstring quotes the same numbers.
+# Max ulps allowed; the module docstring quotes the same numbers. The float32 ones are the
+# maxima over all 2**32 inputs (test_every_float32) on a CPU with FMA.
 MAX_ULPS = {
-    "float32": dict(exp=1, log=1, log1p=2, expm1=2, tanh=2, logistic=2, sin=2, cos=2, erf=2),
+    "float32": dict(exp=1, log=1, log1p=1, expm1=1, tanh=1, logistic=2, sin=2, cos=2, erf=1),
     "float64": dict(exp=1, log=1, log1p=2, expm1=2, tanh=3, logistic=2, sin=1, cos=1, erf=1),
 }
 

@@ -385,10 +385,13 @@ def _normalize_in_axes(
             ) from None
         ndim = len(shape)
         if ndim == 0:
+            fix = ("keyword arguments are always mapped over axis 0, as in JAX: pass it "
+                   "positionally with in_axes=None, or close over it"
+                   if paths()[i].startswith("kwargs") else
+                   "give it in_axes=None to pass it unmapped to every example")
             raise ValueError(
                 f"vmap was asked to map {paths()[i]} along axis {axis}, but it is 0-d "
-                f"(shape ()): a mapped argument needs rank >= 1. Give it in_axes=None to "
-                "pass it unmapped to every example."
+                f"(shape ()): a mapped argument needs rank >= 1; {fix}."
             )
         if not -ndim <= axis < ndim:
             raise ValueError(

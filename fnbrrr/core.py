@@ -153,10 +153,12 @@ class Primitive:
       abstract_eval(*avals, **params)     -> ShapedArray (or a list); the one place that
                                             raises shape and dtype errors
       jvp(primals, tangents, **params)    -> (primal_out, tangent_out)       forward mode
-      vjp(cts_out, *primals, **params)    -> cotangent per input (None = no gradient)
+      vjp(ct, ans, *primals, **params)    -> cotangent per input (None = no gradient)
       batch(vals, dims, **params)         -> (out, out_dim)                 vmap
+    and by the compiler (fnbrrr/jit: lowering.py, kernels.py, control_flow.py, cost.py):
       lower                               -> how the jit compiler emits it
-      cost(*avals, **params)              -> {"flops", "transcendentals", "bytes accessed"}
+      cost(*avals, **params)              -> {"flops", "transcendentals", "bytes accessed"},
+                                            a view of the rule in fnbrrr.jit.cost.COST_RULES
     `differentiable=False` marks primitives with no derivative (integer-valued ones).
 
     Example:
@@ -165,8 +167,8 @@ class Primitive:
     """
 
     __slots__ = (
-        "name", "multiple_results", "impl", "abstract_eval", "jvp", "vjp", "transpose",
-        "batch", "lower", "cost", "differentiable", "doc", "eager",
+        "name", "multiple_results", "impl", "abstract_eval", "jvp", "vjp", "batch", "lower",
+        "cost", "differentiable", "doc", "eager",
     )
 
     def __init__(self, name: str, multiple_results: bool = False, differentiable: bool = True):
@@ -175,7 +177,7 @@ class Primitive:
         self.name = name
         self.multiple_results = multiple_results
         self.differentiable = differentiable
-        self.impl = self.abstract_eval = self.jvp = self.vjp = self.transpose = None
+        self.impl = self.abstract_eval = self.jvp = self.vjp = None
         self.batch = self.lower = self.cost = None
         # Optional eager shortcut `eager(*args) -> Array or None`: the impl and the shape rule
         # specialised for concrete Arrays (None means "not my case": the general path runs).

@@ -383,3 +383,30 @@ def test_an_output_that_is_a_view_of_a_fused_value_gets_its_buffer():
     out = fnbrrr.jit(lambda x: jnp.tanh(x).T)(jnp.arange(12.0).reshape(4, 3))
     np.testing.assert_allclose(np.asarray(out), np.tanh(np.arange(12.0).reshape(4, 3)).T,
                                rtol=1e-6)
+
+
+# Primitives the compiler handles without a `lower` slot, and why.
+WITHOUT_LOWERING = {
+    "reshape": "a view of its operand's buffer, emitted by codegen",
+    "pjit": "inlined by passes.inline_calls",
+    "custom_jvp_call": "inlined by passes.inline_calls",
+    "custom_vjp_call": "inlined by passes.inline_calls",
+    "checkpoint": "inlined by passes.inline_calls",
+}
+
+
+def test_every_primitive_compiles_without_the_object_mode_fallback():
+    from fnbrrr.jit import passes
+    from fnbrrr.jit.api import _install_rules
+
+    _install_rules()
+    missing = sorted(n for n, p in core.primitives.items()
+                     if p.lower is None and n not in WITHOUT_LOWERING)
+    assert not missing, f"primitives that would run in object mode under jit: {missing}"
+    inlined = {n for n, why in WITHOUT_LOWERING.items() if "inline" in why}
+    assert inlined <= set(passes.INLINABLE)
+
+
+def test_softmax_compiles_without_object_mode():
+    text = fnbrrr.jit(fnbrrr.nn.log_softmax).lower(jnp.ones((4, 10))).as_text()
+    assert "objmode" not in text

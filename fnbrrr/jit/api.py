@@ -33,6 +33,20 @@ _LEAF = tree_structure(0)
 # --------------------------------------------------------------------------------------------
 
 
+_installed_for = [0]
+
+
+def _install_rules() -> None:
+    """Fill lowering and cost slots of primitives registered since the last compilation
+    (modules such as custom_derivatives register theirs after fnbrrr.jit is imported)."""
+    if len(core.primitives) != _installed_for[0]:
+        from fnbrrr.jit import cost, lowering
+
+        lowering.install()
+        cost.install()
+        _installed_for[0] = len(core.primitives)
+
+
 class Lowered:
     """A traced and lowered program: `.as_text()` is the generated source, `.compile()` builds it.
 
@@ -41,6 +55,7 @@ class Lowered:
     """
 
     def __init__(self, closed: ClosedJaxpr, out_tree=None, name: str = "program"):
+        _install_rules()
         self.original = closed
         jaxpr, consts = passes.optimize(closed.jaxpr, closed.consts)
         self.jaxpr = jaxpr

@@ -370,7 +370,23 @@ def _emit_threefry(ctx, eqn, ins, outs):
     return lines
 
 
+def _emit_argsort(ctx, eqn, ins, outs):
+    """A stable sort of each line along the axis (NumPy's mergesort inside compiled code)."""
+    operand = eqn.inputs[0]
+    axis = eqn.params["axis"]
+    others = [s for d, s in enumerate(operand.aval.shape) if d != axis]
+    lines, index, depth = _loops(others, "s", ctx)
+    line = list(index)
+    line.insert(axis, ":")
+    view = ", ".join(line)
+    dtype = np_type(eqn.outvars[0].aval.dtype)
+    lines.append(INDENT * depth + f"{outs[0]}[{view}] = np.argsort({ins[0]}[{view}], "
+                 f"kind='mergesort').astype({dtype})")
+    return lines
+
+
 KERNELS = {
+    "argsort": Kernel(_emit_argsort),
     "threefry2x32": Kernel(_emit_threefry),
     "dot_general": Kernel(_emit_dot_general),
     "argmax": Kernel(_emit_arg(">")),

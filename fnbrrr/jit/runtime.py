@@ -39,6 +39,20 @@ def cache_dir() -> str:
     return path
 
 
+def clear_disk_cache() -> int:
+    """Delete every generated module and compiled kernel in `cache_dir()`; returns the count.
+
+    The cache is content-addressed and never invalid, only large: clear it to reclaim space.
+    """
+    import shutil
+
+    path = cache_dir()
+    count = sum(len(files) for _, _, files in os.walk(path))
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    return count
+
+
 def load_module(generated: Generated):
     """Write (once) and import the generated module; returns it."""
     name = f"fnbrrr_{generated.key}"

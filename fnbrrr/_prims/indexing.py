@@ -221,29 +221,24 @@ scatter_p = _scatter_primitive("scatter", _set)
 scatter_mul_p = _scatter_primitive("scatter_mul", np.multiply.at)
 
 
-def _scatter_add_jvp(primals, tangents, *, axes, mode):
-    operand, indices, updates = primals
-    ans = scatter_add(operand, indices, updates, axes, mode)
-    t_op, _, t_up = tangents
-    if is_zero(t_op) and is_zero(t_up):
-        return ans, Zero.like(ans)
-    return ans, scatter_add(instantiate(t_op, operand), indices, instantiate(t_up, updates),
-                            axes, mode)
+def _linear_scatter_jvp(primitive):
+    """scatter and scatter_add are linear in (operand, updates) jointly: scatter the tangents."""
+
+    def jvp(primals, tangents, *, axes, mode):
+        operand, indices, updates = primals
+        ans = primitive.bind(operand, indices, updates, axes=axes, mode=mode)
+        t_op, _, t_up = tangents
+        if is_zero(t_op) and is_zero(t_up):
+            return ans, Zero.like(ans)
+        return ans, primitive.bind(instantiate(t_op, operand), indices,
+                                   instantiate(t_up, updates), axes=axes, mode=mode)
+
+    return jvp
 
 
 def _scatter_add_vjp(ct, ans, operand, indices, updates, *, axes, mode):
     ct_updates = _mask_updates(gather(ct, indices, axes), _in_bounds(indices, operand, axes, mode))
     return [ct, None, ct_updates]
-
-
-def _scatter_jvp(primals, tangents, *, axes, mode):
-    operand, indices, updates = primals
-    ans = scatter(operand, indices, updates, axes, mode)
-    t_op, _, t_up = tangents
-    if is_zero(t_op) and is_zero(t_up):
-        return ans, Zero.like(ans)
-    return ans, scatter(instantiate(t_op, operand), indices, instantiate(t_up, updates),
-                        axes, mode)
 
 
 def _scatter_vjp(ct, ans, operand, indices, updates, *, axes, mode):
@@ -274,8 +269,8 @@ def _scatter_mul_vjp(ct, ans, operand, indices, updates, *, axes, mode):
     return [ct_operand, None, ct_updates]
 
 
-scatter_add_p.jvp, scatter_add_p.vjp = _scatter_add_jvp, _scatter_add_vjp
-scatter_p.jvp, scatter_p.vjp = _scatter_jvp, _scatter_vjp
+scatter_add_p.jvp, scatter_add_p.vjp = _linear_scatter_jvp(scatter_add_p), _scatter_add_vjp
+scatter_p.jvp, scatter_p.vjp = _linear_scatter_jvp(scatter_p), _scatter_vjp
 scatter_mul_p.jvp, scatter_mul_p.vjp = _scatter_mul_jvp, _scatter_mul_vjp
 
 

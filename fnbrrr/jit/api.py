@@ -200,8 +200,15 @@ def _bind_staged(flat_fun, args, name):
     return pjit_p.bind(*hoisted, *args, jaxpr=closed, name=name)
 
 
-def _pjit_jvp(primals, tangents, *, jaxpr: ClosedJaxpr, name: str):
+def _with_zeros(given, nonzero: list[bool], avals: list):
+    """The given (non-zero) values, with zeros of the right type where none was given."""
     from fnbrrr import lax
+
+    it = iter(given)
+    return [next(it) if nz else lax.full(a.shape, 0, a.dtype) for nz, a in zip(nonzero, avals)]
+
+
+def _pjit_jvp(primals, tangents, *, jaxpr: ClosedJaxpr, name: str):
     from fnbrrr.ad import jvp_flat
 
     nonzero = [not is_zero(t) for t in tangents]
@@ -209,9 +216,7 @@ def _pjit_jvp(primals, tangents, *, jaxpr: ClosedJaxpr, name: str):
     n = len(primals)
 
     def jvp_program(*args):
-        it = iter(args[n:])
-        tans = [next(it) if nz else lax.full(a.shape, 0, a.dtype)
-                for nz, a in zip(nonzero, jaxpr.in_avals)]
+        tans = _with_zeros(args[n:], nonzero, jaxpr.in_avals)
         outs, out_tangents = jvp_flat(_eval(jaxpr), list(args[:n]), tans)
         return list(outs) + list(out_tangents)
 
@@ -223,7 +228,6 @@ def _pjit_jvp(primals, tangents, *, jaxpr: ClosedJaxpr, name: str):
 
 
 def _pjit_vjp(cts, ans, *primals, jaxpr: ClosedJaxpr, name: str):
-    from fnbrrr import lax
     from fnbrrr.ad import vjp_flat
 
     nonzero = [not is_zero(c) for c in cts]
@@ -231,9 +235,7 @@ def _pjit_vjp(cts, ans, *primals, jaxpr: ClosedJaxpr, name: str):
     n = len(primals)
 
     def backward_program(*args):
-        it = iter(args[n:])
-        out_cts = [next(it) if nz else lax.full(a.shape, 0, a.dtype)
-                   for nz, a in zip(nonzero, jaxpr.out_avals)]
+        out_cts = _with_zeros(args[n:], nonzero, jaxpr.out_avals)
         _, pullback = vjp_flat(_eval(jaxpr), list(args[:n]))
         return list(pullback(out_cts))
 

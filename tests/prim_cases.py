@@ -31,6 +31,11 @@ TESTED_ELSEWHERE = {
     "checkpoint": "tests/test_custom_derivatives.py",
     "pjit": "tests/test_jit.py",
     "threefry2x32": "tests/test_random.py",  # two outputs: its own vmap/jit tests
+    "conv_general_dilated": "tests/test_convolution.py",
+    "window_sum": "tests/test_convolution.py",
+    "window_max": "tests/test_convolution.py",
+    "select_and_gather_add": "tests/test_convolution.py",
+    "select_and_scatter_add": "tests/test_convolution.py",
     "cond": "tests/test_control_flow.py",
     "scan": "tests/test_control_flow.py",
     "while": "tests/test_control_flow.py",

@@ -6,6 +6,7 @@ Importing this package registers every primitive in `fnbrrr.core.primitives`.
 from fnbrrr._prims import (  # noqa: F401
     bits,
     control_flow,
+    convolution,
     elementwise,
     indexing,
     linalg,

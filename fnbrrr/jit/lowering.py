@@ -288,12 +288,13 @@ REDUCTIONS = {
 
 def install() -> None:
     """Fill the `lower` slot of every primitive that has a lowering here or in `kernels`."""
-    from fnbrrr.jit import control_flow, kernels
+    from fnbrrr.jit import control_flow, conv_kernels, kernels
 
     for name, expr in ELEMENTWISE.items():
         if name in core.primitives:
             core.primitives[name].lower = Elementwise(expr)
-    for table in (REMAPS, REDUCTIONS, kernels.KERNELS, control_flow.CONTROL_FLOW):
+    for table in (REMAPS, REDUCTIONS, kernels.KERNELS, control_flow.CONTROL_FLOW,
+                  conv_kernels.CONV_KERNELS):
         for name, lowering in table.items():
             if name in core.primitives:
                 core.primitives[name].lower = lowering

@@ -5,6 +5,14 @@ fnbrrr.numpy, nothing is promoted or broadcast implicitly.
 """
 
 from fnbrrr._prims.control_flow import cond, fori_loop, map, scan, switch, while_loop
+from fnbrrr._prims.convolution import (
+    conv,
+    conv_dimension_numbers,
+    conv_general_dilated,
+    conv_transpose,
+    conv_with_general_padding,
+    reduce_window,
+)
 from fnbrrr._prims.elementwise import (
     abs,
     add,
@@ -113,7 +121,8 @@ def clamp(min, x, max):  # noqa: A002
 _min, _max = min, max
 
 __all__ = [
-    "abs", "add", "and_", "cond", "fori_loop", "map", "scan", "switch", "while_loop", "argmax",
+    "abs", "add", "and_", "cond", "conv", "conv_dimension_numbers", "conv_general_dilated",
+    "conv_transpose", "conv_with_general_padding", "reduce_window", "fori_loop", "map", "scan", "switch", "while_loop", "argmax",
     "argmin", "atan2", "broadcast", "broadcast_in_dim",
     "broadcasted_iota", "ceil", "clamp", "concatenate", "convert_element_type", "cos", "div",
     "dot", "dot_general", "dynamic_slice", "dynamic_update_slice", "eq", "erf", "exp",

@@ -67,11 +67,10 @@ from fnbrrr.nn.layers import (
     serial,
 )
 
-# Pooling helpers (`max_pool`, `avg_pool`, on `lax.reduce_window`) and convolution layers are
-# added beside these by the convolution work; see the end of `fnbrrr/nn/layers.py`.
+from fnbrrr._prims.convolution import avg_pool, max_pool  # pooling, on lax.reduce_window
 
 __all__ = [
-    "MLP", "Dense", "Dropout", "Embedding", "Flatten", "Lambda", "Layer", "LayerNorm", "Linear",
+    "avg_pool", "max_pool", "MLP", "Dense", "Dropout", "Embedding", "Flatten", "Lambda", "Layer", "LayerNorm", "Linear",
     "Sequential", "celu", "elu", "gelu", "glu", "hard_sigmoid", "hard_silu", "hard_swish",
     "hard_tanh", "initializers", "l2_loss", "layers", "leaky_relu", "log_sigmoid", "log_softmax",
     "logsumexp", "mean_squared_error", "mse", "one_hot", "relu", "relu6", "selu", "serial",

@@ -285,13 +285,16 @@ def test_per_example_gradients_of_a_convolution_vmap_the_kernel_gradient():
 # --------------------------------------------------------------------------------------------
 
 JIT_CONFIGS = [
-    ((2, 3, 9, 8), (4, 3, 3, 3), (1, 1), "VALID", (1, 1), (1, 1), None, 1, 1),  # dense
-    ((2, 3, 7, 8), (4, 3, 3, 3), (2, 1), "SAME", (1, 1), (1, 2), None, 1, 1),
+    # dense (no padding): the unchecked copy loops; its kernel gradient is chunked
+    ((2, 3, 9, 8), (4, 3, 3, 3), (1, 1), "VALID", (1, 1), (1, 1), None, 1, 1),
+    # padding, strides, kernel dilation, feature groups
+    ((2, 4, 7, 8), (6, 2, 3, 3), (2, 1), "SAME", (1, 1), (1, 2), None, 2, 1),
+    # input dilation, negative padding
     ((2, 3, 5, 6), (4, 3, 3, 2), (2, 3), ((1, -1), (2, 0)), (2, 1), (1, 1), None, 1, 1),
-    ((2, 7, 8, 3), (3, 2, 3, 4), (1, 2), "SAME", (1, 1), (1, 1), ("NHWC", "HWIO", "NHWC"), 1, 1),
+    # channels-last with batch groups: features innermost, (positions, features) GEMM output
+    ((4, 7, 8, 3), (3, 2, 3, 4), (1, 2), "SAME", (1, 1), (1, 1), ("NHWC", "HWIO", "NHWC"), 1, 2),
+    # a kernel read in tiny chunks (copied) and an output no GEMM writes directly
     ((2, 3, 6, 5), (3, 4, 2, 2), (1, 1), "VALID", (1, 1), (1, 1), ("NCHW", "IOHW", "HWNC"), 1, 1),
-    ((2, 4, 5, 6), (6, 2, 3, 2), (2, 1), "VALID", (1, 1), (1, 1), None, 2, 1),
-    ((4, 4, 5, 6), (6, 4, 3, 2), (1, 1), "SAME", (1, 1), (1, 1), None, 1, 2),
     ((2, 3, 9), (4, 3, 3), (2,), "SAME", (1,), (2,), None, 1, 1),
     ((1, 2, 4, 5, 3), (2, 2, 2, 2, 2), (1, 2, 1), "VALID", (1, 1, 1), (1, 1, 1), None, 1, 1),
 ]
@@ -305,7 +308,12 @@ def jit_loss(operands):
     return total
 
 
-@pytest.mark.parametrize("strategy", [None, "direct", "im2col", "gemm_gather"])
+def assert_close_to(got, want):
+    want = np.asarray(want)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("strategy", ["im2col", "gemm_gather"])
 def test_jit_matches_eager_values_and_gradients(strategy, monkeypatch):
     monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", strategy)
     operands = [random_operands(config) for config in JIT_CONFIGS]
@@ -315,9 +323,18 @@ def test_jit_matches_eager_values_and_gradients(strategy, monkeypatch):
     np.testing.assert_allclose(float(value), float(expected_value), rtol=1e-4)
     for got, want in zip(fnbrrr.tree_util.tree_leaves(grads),
                          fnbrrr.tree_util.tree_leaves(expected_grads)):
-        want = np.asarray(want)
-        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4,
-                                   atol=1e-5 * np.abs(want).max())
+        assert_close_to(got, want)
+
+
+def test_jit_with_direct_loops_matches_eager(monkeypatch):
+    monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", "direct")
+    operands = [random_operands(config) for config in JIT_CONFIGS]
+
+    def forward(operands):
+        return [run_config(config, lhs, rhs) for config, (lhs, rhs) in zip(JIT_CONFIGS, operands)]
+
+    for got, want in zip(fnbrrr.jit(forward)(operands), forward(operands)):
+        assert_close_to(got, want)
 
 
 def test_jit_of_an_integer_convolution_uses_direct_loops():
@@ -343,13 +360,18 @@ def test_w7_convolutions_lower_to_im2col_forward_and_gemm_gather_for_the_input_g
         return jnp.mean(h)
 
     eqns = _conv_eqns(fnbrrr.make_jaxpr(fnbrrr.grad(loss, argnums=(0, 1)))(w1, w2))
-    by_shape = {e.outvars[0].aval.shape: conv_kernels.choose_strategy(e) for e in eqns}
-    assert by_shape[(32, 32, 24, 24)] == "im2col"  # conv2 forward
-    assert by_shape[(32, 16, 26, 26)] in ("im2col", "gemm_gather")  # conv1 forward / dX2
-    assert by_shape[(32, 16, 3, 3)] == "im2col"  # dW2: chunks of the cotangent, no copy
-    dx = [e for e in eqns if e.params["padding"] == ((2, 2), (2, 2))
-          and e.outvars[0].aval.shape == (32, 16, 26, 26)]
-    assert [conv_kernels.choose_strategy(e) for e in dx] == ["gemm_gather"]
+
+    def strategy(lhs_shape, rhs_shape):
+        found = [conv_kernels.choose_strategy(e) for e in eqns
+                 if (e.inputs[0].aval.shape, e.inputs[1].aval.shape) == (lhs_shape, rhs_shape)]
+        assert len(found) == 1, (lhs_shape, rhs_shape, found)
+        return found[0]
+
+    assert strategy((32, 1, 28, 28), (16, 1, 3, 3)) == "im2col"  # conv1
+    assert strategy((32, 16, 26, 26), (32, 16, 3, 3)) == "im2col"  # conv2
+    assert strategy((32, 32, 24, 24), (32, 16, 3, 3)) == "gemm_gather"  # conv2's input grad
+    assert strategy((32, 16, 26, 26), (32, 32, 24, 24)) == "im2col"  # conv2's kernel grad
+    assert strategy((32, 1, 28, 28), (32, 16, 26, 26)) == "im2col"  # conv1's kernel grad
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,7 +508,9 @@ def test_malformed_parameters_are_reported():
     x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
     with pytest.raises(TypeError, match="same rank"):
         conv_general_dilated(x, np.ones((1, 1, 3)), (1, 1), "VALID")
-    with pytest.raises(TypeError, match="layout 'OIHX'"):
+    with pytest.raises(TypeError, match="rhs layout 'OIH' must name 4 distinct axes"):
+        conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NCHW", "OIH", "NCHW"))
+    with pytest.raises(TypeError, match="must name the same spatial axes"):
         conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NCHW", "OIHX", "NCHW"))
     with pytest.raises(ValueError, match="one .low, high. pair per spatial axis"):
         conv_general_dilated(x, w, (1, 1), [(0, 0)])

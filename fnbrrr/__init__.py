@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Array", "ConcretizationTypeError", "UnexpectedTracerError", "brrr", "checkpoint", "config",
     "custom_jvp", "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jit", "jvp", "lax",
-    "linearize", "make_jaxpr", "nn", "numpy", "optim", "random", "remat", "tree", "tree_util", "value_and_grad", "vjp",
+    "linearize", "make_jaxpr", "nn", "numpy", "optim", "random", "remat", "tree", "tree_util",
+    "value_and_grad", "vjp",
     "vmap",
 ]

@@ -122,7 +122,8 @@ _min, _max = min, max
 
 __all__ = [
     "abs", "add", "and_", "cond", "conv", "conv_dimension_numbers", "conv_general_dilated",
-    "conv_transpose", "conv_with_general_padding", "reduce_window", "fori_loop", "map", "scan", "switch", "while_loop", "argmax",
+    "conv_transpose", "conv_with_general_padding", "reduce_window", "fori_loop", "map", "scan",
+    "switch", "while_loop", "argmax",
     "argmin", "atan2", "broadcast", "broadcast_in_dim",
     "broadcasted_iota", "ceil", "clamp", "concatenate", "convert_element_type", "cos", "div",
     "dot", "dot_general", "dynamic_slice", "dynamic_update_slice", "eq", "erf", "exp",

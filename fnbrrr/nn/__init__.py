@@ -17,6 +17,7 @@ Example:
     Array([1., 0.], dtype=float32)
 """
 
+from fnbrrr._prims.convolution import avg_pool, max_pool  # pooling, on lax.reduce_window
 from fnbrrr.nn import initializers, layers
 from fnbrrr.nn._activations import (
     celu,
@@ -67,10 +68,9 @@ from fnbrrr.nn.layers import (
     serial,
 )
 
-from fnbrrr._prims.convolution import avg_pool, max_pool  # pooling, on lax.reduce_window
-
 __all__ = [
-    "avg_pool", "max_pool", "MLP", "Dense", "Dropout", "Embedding", "Flatten", "Lambda", "Layer", "LayerNorm", "Linear",
+    "avg_pool", "max_pool", "MLP", "Dense", "Dropout", "Embedding", "Flatten", "Lambda", "Layer",
+    "LayerNorm", "Linear",
     "Sequential", "celu", "elu", "gelu", "glu", "hard_sigmoid", "hard_silu", "hard_swish",
     "hard_tanh", "initializers", "l2_loss", "layers", "leaky_relu", "log_sigmoid", "log_softmax",
     "logsumexp", "mean_squared_error", "mse", "one_hot", "relu", "relu6", "selu", "serial",

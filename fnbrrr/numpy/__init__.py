@@ -264,7 +264,7 @@ euler_gamma = 0.5772156649015329
 
 _array_methods.attach()
 
-from fnbrrr.numpy._sorting import argsort, sort
+from fnbrrr.numpy._sorting import argsort, sort  # noqa: E402  (needs the methods attached)
 
 __all__ = [
     "argsort",

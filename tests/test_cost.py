@@ -185,5 +185,5 @@ def test_max_pool_compares_within_each_window():
     from fnbrrr._prims.convolution import max_pool
 
     jaxpr = fnbrrr.make_jaxpr(lambda x: max_pool(x, (2, 2), (2, 2)))(jnp.ones((1, 4, 4, 1)))
-    eqn = next(e for e in jaxpr.eqns if e.primitive.name == "reduce_window_max")
+    eqn = next(e for e in jaxpr.eqns if e.primitive.name == "window_max")
     assert cost.eqn_cost(eqn)["flops"] == 4 * 3  # 4 windows of 4: 3 comparisons each

@@ -215,7 +215,7 @@ COST_RULES: dict[str, Rule] = {
     "argmax": _arg_reduction, "argmin": _arg_reduction, "argsort": _argsort,
     # linear algebra, convolutions and windows, scatters, random bits
     "dot_general": _dot_general, "conv_general_dilated": _conv,
-    "reduce_window_sum": _window_reduction, "reduce_window_max": _window_reduction,
+    "window_sum": _window_reduction, "window_max": _window_reduction,
     "select_and_gather_add": _select_and_gather, "select_and_scatter_add": _select_and_scatter,
     "scatter_add": _scatter_combine, "scatter_mul": _scatter_combine,
     "threefry2x32": per_element(flops=THREEFRY_OPS),

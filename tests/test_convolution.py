@@ -9,6 +9,7 @@ eager evaluation, once per lowering strategy.
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -337,6 +338,43 @@ def test_jit_with_direct_loops_matches_eager(monkeypatch):
         assert_close_to(got, want)
 
 
+def test_jit_of_channels_last_convolutions_matches_eager(monkeypatch):
+    """The channels-last copy loops: whole (kernel column, features) runs, and per-cell runs
+    when the kernel is dilated along its last axis."""
+    monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", "im2col")
+    x = RNG.standard_normal((2, 6, 7, 5)).astype(np.float32)
+    w = RNG.standard_normal((3, 3, 5, 4)).astype(np.float32)
+    layouts = ("NHWC", "HWIO", "NHWC")
+
+    def f(x, w):
+        return [conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=layouts),
+                conv_general_dilated(x, w, (2, 1), "SAME", rhs_dilation=(1, 2),
+                                     dimension_numbers=layouts)]
+
+    text = fnbrrr.jit(f).lower(x, w).as_text()
+    variants = {int(v) for v in re.findall(r"call_helper\(k\d+\[0\], \((\d), ", text)}
+    runs, cells = (conv_kernels.IM2COL_VARIANTS["runs", False],
+                   conv_kernels.IM2COL_VARIANTS["i", False])
+    assert {runs, cells} <= variants, variants
+    for got, want in zip(fnbrrr.jit(f)(x, w), f(x, w)):
+        assert_close_to(got, want)
+
+
+def test_jit_of_a_channels_last_input_gradient_matches_eager(monkeypatch):
+    """gemm_gather into a channels-last output: the table is (positions, kernel x features)."""
+    monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", "gemm_gather")
+    x = RNG.standard_normal((2, 6, 7, 5)).astype(np.float32)
+    w = RNG.standard_normal((3, 2, 5, 4)).astype(np.float32)
+
+    def loss(x):
+        out = conv_general_dilated(x, w, (1, 1), "SAME", rhs_dilation=(2, 1),
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.sum(out * out)
+
+    assert "image (X x I) @ kernel (I x K*O)" in fnbrrr.jit(fnbrrr.grad(loss)).lower(x).as_text()
+    assert_close_to(fnbrrr.jit(fnbrrr.grad(loss))(x), fnbrrr.grad(loss)(x))
+
+
 def test_jit_of_an_integer_convolution_uses_direct_loops():
     lhs = RNG.integers(-3, 4, (2, 3, 6, 6)).astype(np.int32)
     rhs = RNG.integers(-3, 4, (4, 3, 3, 3)).astype(np.int32)
@@ -532,3 +570,92 @@ def test_reduce_window_errors():
         reduce_window(x, 0.0, lax.add, (5, 1), (1, 1), "VALID")
     with pytest.raises(ValueError, match="need at least 3 axes"):
         max_pool(np.ones((4, 4)), (2, 2))
+
+
+# --------------------------------------------------------------------------------------------
+# Generated inputs for the registry tests (tests/test_primitive_rules.py)
+# --------------------------------------------------------------------------------------------
+
+
+def registry_cases(case, values, distinct) -> dict:
+    """Hypothesis input generators for this family's primitives, in `tests/prim_cases.py`'s
+    form. Passing prim_cases' `Case`, `_values` and `_distinct` in avoids importing it here:
+
+        from test_convolution import registry_cases
+        CASES.update(registry_cases(Case, _values, _distinct))
+
+    Window cases for `window_max` have no padding or holes, so every max is finite.
+    """
+    from hypothesis import strategies as st
+
+    def dilated(n, d):
+        return 0 if n == 0 else (n - 1) * d + 1
+
+    def place(logical_shape, spec):  # the array shape whose axis spec[i] is logical axis i
+        shape = [0] * len(spec)
+        for role, axis in enumerate(spec):
+            shape[axis] = logical_shape[role]
+        return tuple(shape)
+
+    def conv(draw, rng, dtype):
+        nsp = draw(st.integers(1, 2))
+        fgc, bgc = draw(st.sampled_from([(1, 1), (1, 1), (2, 1), (1, 2)]))
+        in_features, per_group = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        batch = draw(st.integers(1, 2)) * bgc
+        kernel = [draw(st.integers(1, 3)) for _ in range(nsp)]
+        strides = tuple(draw(st.integers(1, 2)) for _ in range(nsp))
+        lhs_dil = tuple(draw(st.integers(1, 2)) for _ in range(nsp))
+        rhs_dil = tuple(draw(st.integers(1, 2)) for _ in range(nsp))
+        sizes, padding = [], []
+        for j in range(nsp):
+            size, lo, hi = draw(st.integers(1, 4)), draw(st.integers(-1, 2)), draw(
+                st.integers(-1, 2))
+            short = dilated(kernel[j], rhs_dil[j]) - (dilated(size, lhs_dil[j]) + lo + hi)
+            sizes.append(size)
+            padding.append((lo, hi + max(short, 0)))
+        specs = [tuple(draw(st.permutations(range(nsp + 2)))) for _ in range(3)]
+        lhs = place((batch, in_features * fgc, *sizes), specs[0])
+        rhs = place((per_group * fgc * bgc, in_features, *kernel), specs[1])
+        params = dict(window_strides=strides, padding=tuple(padding), lhs_dilation=lhs_dil,
+                      rhs_dilation=rhs_dil, dimension_numbers=ConvDimensionNumbers(*specs),
+                      feature_group_count=fgc, batch_group_count=bgc)
+        return case([values(rng, lhs, dtype), values(rng, rhs, dtype)], params, diff=(0, 1))
+
+    def window_params(draw, shape, padded):
+        fields = {k: [] for k in ("window_dimensions", "window_strides", "padding",
+                                  "base_dilation", "window_dilation")}
+        for n in shape:
+            w, d, b = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+            lo, hi = (draw(st.integers(0, 1)), draw(st.integers(0, 1))) if padded else (0, 0)
+            b = b if padded else 1
+            if dilated(n, b) + lo + hi < dilated(w, d):
+                w = 1
+            for key, value in zip(fields, (w, draw(st.integers(1, 2)), (lo, hi), b, d)):
+                fields[key].append(value)
+        return {k: tuple(v) for k, v in fields.items()}
+
+    def window_shape(draw):
+        return tuple(draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 3))))
+
+    def window(kind):
+        def build(draw, rng, dtype):
+            shape = window_shape(draw)
+            x = distinct(rng, shape, dtype) if kind == "max" else values(rng, shape, dtype)
+            return case([x], window_params(draw, shape, padded=kind == "sum"), diff=(0,))
+
+        return build
+
+    def select(gather):
+        def build(draw, rng, dtype):
+            shape = window_shape(draw)
+            params = window_params(draw, shape, padded=True)
+            operand = distinct(rng, shape, dtype)
+            windows = core.primitives["window_max"].impl(operand, **params).shape
+            return case([values(rng, shape if gather else windows, dtype), operand], params,
+                        diff=(0,))
+
+        return build
+
+    return {"conv_general_dilated": conv, "window_sum": window("sum"),
+            "window_max": window("max"), "select_and_gather_add": select(True),
+            "select_and_scatter_add": select(False)}

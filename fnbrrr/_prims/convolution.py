@@ -964,8 +964,8 @@ def _combine_init(out, init, concrete_init, identity: float, combine: Callable):
     return combine(out, broadcast_in_dim(init, aval.shape, ()))
 
 
-def _pool_params(inputs, window_shape, strides, padding, op: str) -> tuple[dict, bool]:
-    """Window params for a (batch..., spatial..., features) input; adds a batch axis if none."""
+def _pool_params(inputs, window_shape, strides, padding, op: str) -> dict:
+    """Window params for a (batch..., spatial..., features) input (batch axes optional)."""
     shape = get_aval(inputs).shape
     window_shape = tuple(int(w) for w in window_shape)
     nsp = len(window_shape)
@@ -983,7 +983,7 @@ def _pool_params(inputs, window_shape, strides, padding, op: str) -> tuple[dict,
         if len(padding) != nsp:
             raise ValueError(f"{op}: padding {padding} needs one pair per spatial axis ({nsp})")
         padding = ((0, 0),) * lead + padding + ((0, 0),)
-    return _window_params(inputs, window, all_strides, padding, None, None, op), lead == 0
+    return _window_params(inputs, window, all_strides, padding, None, None, op)
 
 
 def max_pool(inputs, window_shape: Sequence[int], strides: Sequence[int] | None = None,
@@ -1005,7 +1005,7 @@ def max_pool(inputs, window_shape: Sequence[int], strides: Sequence[int] | None 
         >>> max_pool(jnp.ones((8, 28, 28, 16)), (2, 2), strides=(2, 2)).shape
         (8, 14, 14, 16)
     """
-    params, _ = _pool_params(inputs, window_shape, strides, padding, "max_pool")
+    params = _pool_params(inputs, window_shape, strides, padding, "max_pool")
     return window_max_p.bind(inputs, **params)
 
 
@@ -1028,7 +1028,7 @@ def avg_pool(inputs, window_shape: Sequence[int], strides: Sequence[int] | None 
         >>> avg_pool(jnp.ones((8, 28, 28, 16)), (2, 2), strides=(2, 2)).shape
         (8, 14, 14, 16)
     """
-    params, _ = _pool_params(inputs, window_shape, strides, padding, "avg_pool")
+    params = _pool_params(inputs, window_shape, strides, padding, "avg_pool")
     aval = get_aval(inputs)
     if aval.dtype.kind != "f":
         raise TypeError(f"avg_pool: inputs must be floating point, got {describe(aval)}")

@@ -61,7 +61,6 @@ DIRECT_MAX_MACS = 16_384
 SCRATCH_ELEMENT_COST = 40
 # Fold all images into one GEMM when each image has fewer output positions than this.
 FOLD_MAX_POSITIONS = 64
-FOLD_MAX_SCRATCH = 1 << 22
 # Copy the kernel into (O, I, K...) order when it would otherwise be consumed in chunks of
 # fewer than this many rows (e.g. the flipped, role-swapped kernel of an input gradient).
 MIN_CHUNK_ROWS = 32
@@ -259,6 +258,39 @@ def im2col_features_inner(lhs, dst, src_base, dst_base, zero, geo, kb0, kb1, kb2
 
 
 @numba.njit(**_HELPER)
+def im2col_features_runs(lhs, dst, src_base, dst_base, zero, geo, kb0, kb1, kb2):
+    """`im2col_features_inner` when a kernel row (k2, then features) is contiguous in both the
+    input and cols (channels-last input, HWIO kernel, no input dilation along the last axis):
+    each (k0, k1) cell copies one run of n_k2 * n_i values instead of n_k2 runs of n_i."""
+    (n_i, n_k0, n_k1, n_k2, n_b, n_y0, n_y1, n_y2,
+     d_i, d_k0, d_k1, d_k2, d_b, d_y0, d_y1, d_y2,
+     s_i, s_b, s0, s1, s2,
+     st0, st1, st2, rd0, rd1, rd2, lo0, lo1, lo2, L0, L1, L2, ld0, ld1, ld2,
+     dense_flag) = to_fixed_tuple(geo, 37)
+    src = _flat(lhs)
+    for b in range(n_b):
+        for y0 in range(n_y0):
+            for y1 in range(n_y1):
+                for y2 in range(n_y2):
+                    column = dst_base + b * d_b + y0 * d_y0 + y1 * d_y1 + y2 * d_y2
+                    e2 = y2 * st2 - lo2 + kb2 * rd2
+                    lo, hi = _valid_range(e2, rd2, L2, n_k2)
+                    for k0 in range(n_k0):
+                        p0 = y0 * st0 + (k0 + kb0) * rd0 - lo0
+                        for k1 in range(n_k1):
+                            p1 = y1 * st1 + (k1 + kb1) * rd1 - lo1
+                            d = column + k0 * d_k0 + k1 * d_k1
+                            if _inside(p0, L0, ld0) and _inside(p1, L1, ld1):
+                                _fill(dst, d, 1, 0, lo * n_i, zero)
+                                s = (src_base + b * s_b + _undilate(p0, ld0) * s0
+                                     + _undilate(p1, ld1) * s1 + (lo * rd2 + e2) * s2)
+                                _copy(src, dst, s, d + lo * n_i, 1, 1, (hi - lo) * n_i)
+                                _fill(dst, d, 1, hi * n_i, n_k2 * n_i, zero)
+                            else:
+                                _fill(dst, d, 1, 0, n_k2 * n_i, zero)
+
+
+@numba.njit(**_HELPER)
 def im2col_positions_inner_dense(lhs, dst, src_base, dst_base, zero, geo, kb0, kb1, kb2):
     """`im2col_positions_inner` when every window cell lies inside the input: no checks.
     (A loop nest of its own: sharing one with the checked path keeps LLVM from vectorising
@@ -360,6 +392,40 @@ def window_sums(table, out, dst_base, zero, geo):
                             _add_run(table, dst, row + y0 * st0 * t_x0 + y1 * st1 * t_x1,
                                      base + y0 * d_y0 + y1 * d_y1, st2 * t_x2, d_y2,
                                      hi_2 - lo_2)
+
+
+@numba.njit(**_HELPER)
+def window_sums_features_last(table, out, dst_base, zero, geo):
+    """`window_sums` for a channels-last output from a table laid out T[x, (k, o)]: every
+    (output position, kernel offset) adds one contiguous run over the features. No input
+    dilation. `geo` as for `window_sums` (with t_o the features' stride in a table row)."""
+    (n_o, n_k0, n_k1, n_k2, n_y0, n_y1, n_y2,
+     t_o, t_k0, t_k1, t_k2, t_x0, t_x1, t_x2,
+     d_o, d_y0, d_y1, d_y2,
+     st0, st1, st2, rd0, rd1, rd2, lo0, lo1, lo2, L0, L1, L2, ld0, ld1,
+     ld2) = to_fixed_tuple(geo, 33)
+    dst = _flat(out)
+    for y0 in range(n_y0):
+        for y1 in range(n_y1):
+            for y2 in range(n_y2):
+                _fill(dst, dst_base + y0 * d_y0 + y1 * d_y1 + y2 * d_y2, d_o, 0, n_o, zero)
+    for k0 in range(n_k0):
+        c0 = k0 * rd0 - lo0
+        lo_0, hi_0 = _valid_range(c0, st0, L0, n_y0)
+        for k1 in range(n_k1):
+            c1 = k1 * rd1 - lo1
+            lo_1, hi_1 = _valid_range(c1, st1, L1, n_y1)
+            for k2 in range(n_k2):
+                c2 = k2 * rd2 - lo2
+                lo_2, hi_2 = _valid_range(c2, st2, L2, n_y2)
+                row = k0 * t_k0 + k1 * t_k1 + k2 * t_k2 + c0 * t_x0 + c1 * t_x1 + c2 * t_x2
+                for y0 in range(lo_0, hi_0):
+                    for y1 in range(lo_1, hi_1):
+                        t = row + y0 * st0 * t_x0 + y1 * st1 * t_x1
+                        d = dst_base + y0 * d_y0 + y1 * d_y1
+                        for y2 in range(lo_2, hi_2):
+                            _add_run(table, dst, t + y2 * st2 * t_x2, d + y2 * d_y2, t_o, d_o,
+                                     n_o)
 
 
 @numba.njit(inline="always", cache=True)
@@ -669,7 +735,7 @@ def call_helper(typingctx, address, args):
 # geometry; `zero` / `like` / `init` carry the array dtype.
 
 IM2COL_VARIANTS = {("y", False): 0, ("y", True): 1, ("k", False): 2, ("k", True): 3,
-                   ("i", False): 4, ("i", True): 4}
+                   ("i", False): 4, ("i", True): 4, ("runs", False): 5, ("runs", True): 5}
 
 
 def c_im2col(which, lhs, n_lhs, dst, n_dst, src_base, dst_base, kb0, kb1, kb2, zero, geo):
@@ -684,14 +750,20 @@ def c_im2col(which, lhs, n_lhs, dst, n_dst, src_base, dst_base, kb0, kb1, kb2, z
         im2col_kernel_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
     elif which == 3:
         im2col_kernel_inner_dense(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
-    else:
+    elif which == 4:
         im2col_features_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+    else:
+        im2col_features_runs(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
 
 
-def c_window_sums(table, n_table, out, n_out, dst_base, zero, geo):
-    window_sums(carray(_typed_pointer(table, zero), n_table),
-                carray(_typed_pointer(out, zero), n_out), dst_base, zero,
-                carray(_typed_pointer(geo, geo), 33))
+def c_window_sums(features_last, table, n_table, out, n_out, dst_base, zero, geo):
+    t = carray(_typed_pointer(table, zero), n_table)
+    o = carray(_typed_pointer(out, zero), n_out)
+    g = carray(_typed_pointer(geo, geo), 33)
+    if features_last != 0:
+        window_sums_features_last(t, o, dst_base, zero, g)
+    else:
+        window_sums(t, o, dst_base, zero, g)
 
 
 def c_strided_copy(src, n_src, dst, n_dst, src_base, dst_base, like, geo):
@@ -732,7 +804,7 @@ def c_select(gather, values, n_values, where, n_where, out, n_out, zero, geo):
 # Per wrapper: its parameters, "i" for an int64 (addresses and sizes too), "T" for the dtype.
 _WRAPPERS = {
     "im2col": (c_im2col, "iiiiiiiiiiTi"),
-    "window_sums": (c_window_sums, "iiiiiTi"),
+    "window_sums": (c_window_sums, "iiiiiiTi"),
     "strided_copy": (c_strided_copy, "iiiiiiTi"),
     "conv_direct": (c_conv_direct, "iiiiiiTi"),
     "window_reduce": (c_window_reduce, "iiiiiTi"),
@@ -1082,12 +1154,20 @@ def _generated_direct_conv(eqn, ctx, code, geom: ConvGeometry, dtype, ins, out) 
 
 @dataclass
 class _Im2colPlan:
-    chunk_roles: tuple  # rhs roles before "o" in memory order: one GEMM per chunk
-    row_roles: tuple  # rhs roles after "o" (all but "o" when "o" is last): the rows of cols
+    chunk_roles: tuple  # rhs roles consumed one chunk (one accumulating GEMM) at a time
+    row_roles: tuple  # the other rhs roles but "o", in memory order: the rows of cols
     o_last: bool  # the rhs is (K, O) row-major: GEMMs read it transposed
     out_form: str  # "OY": C = (o, columns); "YO": C = (columns, o); "scratch"
-    fold: bool  # the columns run over all images (one GEMM for all of them)
+    ldc: int  # C's row stride in the output
+    fold: str  # "": one GEMM per image; "by" / "yb": columns (image, position) / (position,
+    #            image) over all images, one GEMM for all of them
     variant: str  # the copy loop's innermost index: "y" (cols[row, col]), "k" or "i"
+
+
+# A cols matrix above this many elements is built and multiplied in chunks of kernel rows
+# (keeping it in cache), as long as each chunk keeps at least CHUNK_MIN_ROWS rows.
+CHUNK_TARGET = 1 << 18
+CHUNK_MIN_ROWS = 256
 
 
 def _role_size(geom: ConvGeometry, role) -> int:
@@ -1098,26 +1178,63 @@ def _role_size(geom: ConvGeometry, role) -> int:
     return geom.kernel[role]
 
 
+def _out_forms(geom: ConvGeometry) -> dict:
+    """How GEMMs can write the output: {(form, fold): ldc} for the layouts it allows.
+
+    The output positions must be evenly spaced (stride `unit` per position, row-major); then
+    C = (o, positions) when unit is 1, C = (positions, o) when the features are contiguous,
+    and images can join the columns before or after the positions when their stride fits.
+    """
+    tb, to, *ty = geom.out_strides
+    y_strides = _contiguous_strides(geom.out_sizes)
+    units = {t // y for t, y, n in zip(ty, y_strides, geom.out_sizes) if n > 1 and t % y == 0}
+    unit = units.pop() if len(units) == 1 else (1 if geom.positions == 1 else None)
+    if unit is None or not _same_strides(ty, [y * unit for y in y_strides], geom.out_sizes):
+        return {}
+    positions, images = geom.positions, geom.out_batch
+    forms = {}
+    if unit == 1:
+        forms["OY", ""] = to
+        if tb == positions:
+            forms["OY", "by"] = to
+    if unit == images and tb == 1:
+        forms["OY", "yb"] = to
+    if to == 1:
+        forms["YO", ""] = unit
+        if tb == positions * unit:
+            forms["YO", "by"] = unit
+        if unit == images * tb:
+            forms["YO", "yb"] = tb
+    return forms
+
+
 def _im2col_plan(geom: ConvGeometry) -> _Im2colPlan:
     order = geom.rhs_order
     p = order.index("o")
     o_last = all(r == "o" or _role_size(geom, r) == 1 for r in order[p + 1:])
-    chunk_roles = () if o_last else tuple(r for r in order[:p] if _role_size(geom, r) > 1)
     # (with "o" last, only size-1 axes follow it: put them first, the run's end stays real)
-    row_roles = order[p + 1:] + order[:p] if o_last else order[p + 1:]
-    tb, to, *ty = geom.out_strides
-    y_strides = _contiguous_strides(geom.out_sizes)
-    if _same_strides(ty, y_strides, geom.out_sizes):
-        out_form, fold_ok = "OY", tb == geom.positions
-    elif to == 1 and _same_strides(ty, [s * geom.out_features for s in y_strides],
-                                   geom.out_sizes):
-        out_form, fold_ok = "YO", tb == geom.positions * geom.out_features
-    else:
-        out_form, fold_ok = "scratch", False
-    rows = math.prod(_role_size(geom, r) for r in row_roles)
-    fold = (fold_ok and geom.out_batch > 1 and geom.positions < FOLD_MAX_POSITIONS
-            and rows * geom.positions * geom.out_batch <= FOLD_MAX_SCRATCH)
-    plan = _Im2colPlan(chunk_roles, row_roles, o_last, out_form, fold, "y")
+    rows = order[p + 1:] + order[:p] if o_last else order[p + 1:]
+    chunks = () if o_last else tuple(r for r in order[:p] if _role_size(geom, r) > 1)
+    forms = _out_forms(geom)
+
+    def writable(fold):
+        return [form for form, f in forms if f == fold]
+
+    fold = ""  # one GEMM per image, unless images are small or only a folded form fits
+    if geom.out_batch > 1 and (geom.positions < FOLD_MAX_POSITIONS or not writable("")):
+        fold = next((f for f in ("by", "yb") if writable(f)), "")
+    form = writable(fold)[0] if writable(fold) else "scratch"
+    ldc = forms.get((form, fold), 0)
+    n_cols = geom.positions * (geom.out_batch if fold else 1)
+    while o_last:  # a long (K, O) kernel: consume its leading rows in chunks
+        lead = next((r for r in rows if _role_size(geom, r) > 1), None)
+        count = math.prod(_role_size(geom, r) for r in rows)
+        size = _role_size(geom, lead) if lead is not None else 1
+        if count * n_cols <= CHUNK_TARGET or count // size < CHUNK_MIN_ROWS:
+            break
+        chunks += (lead,)
+        rows = tuple(r for r in rows if r != lead)
+    plan = _Im2colPlan(chunks, tuple(rows), o_last, form, ldc, fold, "y")
     plan.variant = _copy_variant(geom, plan)
     return plan
 
@@ -1144,9 +1261,10 @@ def _copy_variant(geom: ConvGeometry, plan: _Im2colPlan) -> str:
 def _cols_coefficients(geom: ConvGeometry, plan: _Im2colPlan) -> tuple[dict, int, int]:
     """Each role's coefficient in cols's flat address; (coefficients, rows, columns)."""
     rows = [r for r in plan.row_roles]
-    columns = (["b"] if plan.fold else []) + [("y", j) for j in range(geom.nsp)]
+    positions = [("y", j) for j in range(geom.nsp)]
+    columns = {"": positions, "by": ["b", *positions], "yb": [*positions, "b"]}[plan.fold]
     row_extents = [_role_size(geom, r) for r in rows]
-    col_extents = ([geom.out_batch] if plan.fold else []) + list(geom.out_sizes)
+    col_extents = [geom.out_batch if r == "b" else geom.out_sizes[r[1]] for r in columns]
     n_rows, n_cols = math.prod(row_extents), math.prod(col_extents)
     by_rows = plan.variant == "y"  # cols[row, column]; else cols[column, row]
     coef = {}
@@ -1234,7 +1352,15 @@ def _call_im2col(ctx, code, geom: ConvGeometry, plan: _Im2colPlan, coef: dict, l
            sf, sb, *ss, *geom.position_fields(), int(_dense(geom))]
     src_base = _affine((geom.lhs_batch(g, "0" if plan.fold else b), sb),
                        (geom.lhs_feature(g, fixed.get("i", "0")), sf))
-    which = IM2COL_VARIANTS[plan.variant, _dense(geom)]
+    variant = plan.variant
+    # features innermost, and the kernel's last spatial axis right outside them, contiguous
+    # in cols and in lhs: copy whole (k2, features) rows
+    if variant == "i" and plan.row_roles[-2:] == (SPATIAL - 1, "i") and coef.get("i") == 1 and (
+            coef.get(SPATIAL - 1) == geom.in_features and sf == 1
+            and geom.rhs_dilation[-1] * ss[-1] == geom.in_features
+            and geom.lhs_dilation[-1] == 1):
+        variant = "runs"
+    which = IM2COL_VARIANTS[variant, _dense(geom)]
     _call_helper(ctx, code, "im2col", dtype,
                  [which, Buffer(lhs), Buffer(cols), src_base, 0,
                   *(fixed.get(j, 0) for j in range(SPATIAL)), literal(0, dtype)], geo)
@@ -1269,8 +1395,8 @@ def _emit_im2col_gemm(ctx, code, geom: ConvGeometry, plan: _Im2colPlan, rows, n_
     """out (or the scratch result) (+)= kernel chunk x cols, as one GEMM."""
     item = dtype.itemsize
     og = geom.group_out
-    if plan.o_last:  # the kernel is (rows, O) row-major
-        w_ptr = _ptr(rhs_ptr, _affine((g, og)), item)
+    if plan.o_last:  # the kernel is (rows, O) row-major; chunk `chunk` is a block of rows
+        w_ptr = _ptr(rhs_ptr, _affine((chunk, rows * geom.out_features), (g, og)), item)
         w_trans_oy, w_trans_yo, w_ld = CBLAS_TRANS, CBLAS_NO_TRANS, geom.out_features
     else:  # chunk `chunk` of the kernel is (O, rows) row-major
         w_ptr = _ptr(rhs_ptr, _affine((chunk, geom.out_features * rows), (g, og * rows)), item)
@@ -1282,11 +1408,11 @@ def _emit_im2col_gemm(ctx, code, geom: ConvGeometry, plan: _Im2colPlan, rows, n_
     if plan.out_form == "YO":  # out[(b, y), o] = cols^T @ W^T
         c_ptr = _ptr(out_ptr, _affine((b, tb), (g, og)), item)
         code(_gemm_call(ctx, dtype, CBLAS_TRANS if by_rows else CBLAS_NO_TRANS, w_trans_yo,
-                        n_cols, og, rows, cols_ptr, cols_ld, w_ptr, w_ld, c_ptr,
-                        geom.out_features, beta))
+                        n_cols, og, rows, cols_ptr, cols_ld, w_ptr, w_ld, c_ptr, plan.ldc,
+                        beta))
         return
     if plan.out_form == "OY":  # out[o, (b, y)] = W @ cols
-        c_ptr, ldc = _ptr(out_ptr, _affine((b, tb), (g, og * to)), item), to
+        c_ptr, ldc = _ptr(out_ptr, _affine((b, tb), (g, og * to)), item), plan.ldc
     else:
         c_ptr, ldc = f"{result}.ctypes.data", n_cols
     code(_gemm_call(ctx, dtype, w_trans_oy, CBLAS_NO_TRANS if by_rows else CBLAS_TRANS, og,
@@ -1299,8 +1425,20 @@ def _emit_im2col_gemm(ctx, code, geom: ConvGeometry, plan: _Im2colPlan, rows, n_
 
 
 def _gemm_gather_conv(ctx, code, geom: ConvGeometry, dtype, ins, out) -> None:
-    """T[(o, k), x] = W[o, :, k] . lhs[:, x] by GEMM, then out[o, y] = sum_k T[(o, k), x(y, k)]."""
+    """T[(o, k), x] = W[o, :, k] . lhs[:, x] by GEMM, then out[o, y] = sum_k T[(o, k), x(y, k)].
+
+    For a channels-last output (one group, no input dilation) the table is transposed,
+    T[x, (k, o)] = lhs[x, :] . W[:, k, o], so that each window add runs along the features.
+    """
     geom = geom.padded()
+    _, to, *_ = geom.out_strides
+    features_last = (to == 1 and geom.groups == 1 and geom.group_out > 1
+                     and set(geom.lhs_dilation) == {1})
+    (_gather_features_last if features_last else _gather_features_first)(
+        ctx, code, geom, dtype, ins, out)
+
+
+def _gather_features_first(ctx, code, geom: ConvGeometry, dtype, ins, out) -> None:
     item = dtype.itemsize
     og, n_in, window, x_total = geom.group_out, geom.in_features, geom.window, geom.in_positions
     kernel, _ = _copy_rhs(ctx, code, geom, ins[1], dtype, ("o", 0, 1, 2, "i"))
@@ -1325,7 +1463,32 @@ def _gemm_gather_conv(ctx, code, geom: ConvGeometry, dtype, ins, out) -> None:
                         a_ptr, n_in, b_ptr, ldb, f"{table}.ctypes.data", x_total, "0"))
         out_base = _affine((b, tb), (g_expr, og * to))
         _call_helper(ctx, code, "window_sums", dtype,
-                     [Buffer(table), Buffer(out), out_base, literal(0, dtype)], geo)
+                     [0, Buffer(table), Buffer(out), out_base, literal(0, dtype)], geo)
+
+
+def _gather_features_last(ctx, code, geom: ConvGeometry, dtype, ins, out) -> None:
+    item = dtype.itemsize
+    n_out, n_in, window, x_total = geom.out_features, geom.in_features, geom.window, (
+        geom.in_positions)
+    kernel, _ = _copy_rhs(ctx, code, geom, ins[1], dtype, ("i", 0, 1, 2, "o"))
+    row = window * n_out
+    table = ctx.emitter.temp(ShapedArray((x_total * row,), dtype))
+    form = _lhs_matrix_form(geom)
+    sb, sf, *ss = geom.lhs_strides
+    tb, to, *ty = geom.out_strides
+    k_strides = _contiguous_strides(geom.kernel)
+    x_strides = _contiguous_strides(geom.in_sizes)
+    geo = [n_out, *geom.kernel, *geom.out_sizes, 1, *(s * n_out for s in k_strides),
+           *(s * row for s in x_strides), to, *ty, *geom.position_fields()]
+    b = ctx.fresh("b")
+    code("# gemm_gather: T = image (X x I) @ kernel (I x K*O), then sums along the windows")
+    with code.block(f"for {b} in range({geom.batch}):"):
+        a_ptr = _ptr(f"{ins[0]}.ctypes.data", _affine((b, sb)), item)
+        trans_a, lda = (CBLAS_TRANS, sf) if form == "FX" else (CBLAS_NO_TRANS, geom.features)
+        code(_gemm_call(ctx, dtype, trans_a, CBLAS_NO_TRANS, x_total, row, n_in, a_ptr, lda,
+                        f"{kernel}.ctypes.data", row, f"{table}.ctypes.data", row, "0"))
+        _call_helper(ctx, code, "window_sums", dtype,
+                     [1, Buffer(table), Buffer(out), _affine((b, tb)), literal(0, dtype)], geo)
 
 
 # ================================================================================================

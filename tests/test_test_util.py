@@ -6,34 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from helpers import close, f32
 
-import fnbrrr
 import fnbrrr.numpy as jnp
 from fnbrrr import core
 from fnbrrr.custom_derivatives import custom_jvp
 from fnbrrr.test_util import check_grads, jvp_of_primitive, numerical_jvp, vjp_of_primitive
-
-
-@pytest.fixture
-def x64():
-    """Run a test with 64-bit types on, restoring the previous setting afterwards."""
-    previous = fnbrrr.config.jax_enable_x64
-    fnbrrr.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        fnbrrr.config.update("jax_enable_x64", previous)
-
-
-def f32(v):
-    return jnp.array(v, jnp.float32)
-
-
-def close(a, b, rtol=1e-5, atol=1e-6):
-    np.testing.assert_allclose(
-        np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol
-    )
-
 
 # --------------------------------------------------------------------------------------------
 # Helpers for rule writers

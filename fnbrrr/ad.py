@@ -513,26 +513,13 @@ def _linearize_flat(flat_fun: Callable, flat_p: list, name: str) -> tuple[list, 
             primal_jaxpr, primal_consts = builder.to_jaxpr(
                 tangent_args, [out_p[i] for i in staged])
     if staged:
-        primal_jaxpr, primal_consts = _dead_code_elimination(primal_jaxpr, primal_consts)
+        primal_jaxpr, primal_consts = core.eliminate_dead_code(primal_jaxpr, primal_consts)
         values = core.eval_jaxpr(primal_jaxpr, primal_consts, *[_zeros(a) for a in in_avals])
         out_p = list(out_p)
         for i, value in zip(staged, values):
             out_p[i] = value
-    jaxpr, consts = _dead_code_elimination(jaxpr, consts)
+    jaxpr, consts = core.eliminate_dead_code(jaxpr, consts)
     return out_p, jaxpr, consts
-
-
-def _dead_code_elimination(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
-    """The same program without unused equations and constants."""
-    live = {v for v in jaxpr.outvars if isinstance(v, core.Var)}
-    kept = []
-    for eqn in reversed(jaxpr.eqns):
-        if any(v in live for v in eqn.outvars):
-            kept.append(eqn)
-            live.update(a for a in eqn.inputs if isinstance(a, core.Var))
-    used = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v in live]
-    new = Jaxpr([v for v, _ in used], jaxpr.invars, kept[::-1], jaxpr.outvars)
-    return new, [c for _, c in used]
 
 
 # --------------------------------------------------------------------------------------------

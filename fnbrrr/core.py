@@ -777,6 +777,68 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence, *args) -> list:
     return [read(a) for a in jaxpr.outvars]
 
 
+
+# --- dead-code elimination --------------------------------------------------------------------
+
+
+def live_eqns(
+    eqns: Sequence[Eqn], roots: Sequence, keep: Callable[[Eqn], bool] | None = None
+) -> list[Eqn]:
+    """The equations among `eqns` that the atoms `roots` depend on, in program order.
+
+    Args:
+      eqns: equations in program order.
+      roots: the atoms (variables or literals) whose values are wanted.
+      keep: optional; an equation for which it returns True is kept (with what it reads)
+        even when nothing needs its outputs, e.g. one with a side effect.
+
+    Returns:
+      The kept equations, in their original order.
+
+    Example:
+      >>> f32 = ShapedArray((), np.dtype("float32"))
+      >>> jaxpr, _ = trace_to_jaxpr(lambda x: [x + 1.0, x * 2.0], [f32])
+      >>> [e.primitive.name for e in live_eqns(jaxpr.eqns, jaxpr.outvars[1:])]
+      ['mul']
+    """
+    live = {v for v in roots if type(v) is Var}
+    kept = []
+    for eqn in reversed(eqns):
+        if any(v in live for v in eqn.outvars) or (keep is not None and keep(eqn)):
+            kept.append(eqn)
+            live.update(a for a in eqn.inputs if type(a) is Var)
+    return kept[::-1]
+
+
+def eliminate_dead_code(
+    jaxpr: Jaxpr, consts: Sequence, keep: Callable[[Eqn], bool] | None = None
+) -> tuple[Jaxpr, list]:
+    """The same program without the equations and constants its outputs do not need.
+
+    Inputs are all kept, so callers bind the program with the same arguments as before.
+
+    Args:
+      jaxpr: the program.
+      consts: the values of its `constvars`.
+      keep: as in `live_eqns`: equations to keep even when their outputs are unused.
+
+    Returns:
+      `(jaxpr, consts)`: the smaller program and the values of its remaining constants.
+
+    Example:
+      >>> f32 = ShapedArray((), np.dtype("float32"))
+      >>> jaxpr, consts = trace_to_jaxpr(lambda x: [x + 1.0, x * 2.0], [f32])
+      >>> doubled = Jaxpr(jaxpr.constvars, jaxpr.invars, jaxpr.eqns, jaxpr.outvars[1:])
+      >>> print(eliminate_dead_code(doubled, consts)[0])
+      { lambda ; a:f32[]. let b:f32[] = mul a 2.0:f32[] in (b,) }
+    """
+    eqns = live_eqns(jaxpr.eqns, jaxpr.outvars, keep)
+    used = {a for e in eqns for a in e.inputs if type(a) is Var}
+    used.update(v for v in jaxpr.outvars if type(v) is Var)
+    pairs = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v in used]
+    new = Jaxpr([v for v, _ in pairs], jaxpr.invars, eqns, jaxpr.outvars)
+    return new, [c for _, c in pairs]
+
 # --- printing ---------------------------------------------------------------------------------
 
 

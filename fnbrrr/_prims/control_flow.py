@@ -83,7 +83,7 @@ __all__ = [
 def _closure_convert(jaxpr: Jaxpr, consts: Sequence) -> tuple[ClosedJaxpr, list]:
     """Tracer constants become leading inputs (returned as `hoisted`); concrete ones stay."""
     closed, hoisted = core.closure_convert(jaxpr, consts)
-    jaxpr, consts = _dce(closed.jaxpr, closed.consts)
+    jaxpr, consts = core.eliminate_dead_code(closed.jaxpr, closed.consts)
     return ClosedJaxpr(jaxpr, consts), list(hoisted)
 
 
@@ -106,27 +106,6 @@ def _eval(closed: ClosedJaxpr, args: Sequence) -> list:
 def _as_fun(closed: ClosedJaxpr) -> Callable:
     """The program as a function of positional arguments returning a list."""
     return lambda *args: _eval(closed, args)
-
-
-def _live_eqns(eqns: Sequence[core.Eqn], roots: Sequence) -> list[core.Eqn]:
-    """The equations among `eqns` that the atoms `roots` depend on, in program order."""
-    live = {v for v in roots if type(v) is Var}
-    kept = []
-    for eqn in reversed(eqns):
-        if any(v in live for v in eqn.outvars):
-            kept.append(eqn)
-            live.update(a for a in eqn.inputs if type(a) is Var)
-    return kept[::-1]
-
-
-def _dce(jaxpr: Jaxpr, consts: Sequence) -> tuple[Jaxpr, list]:
-    """The same program without unused equations and constants (inputs are kept)."""
-    eqns = _live_eqns(jaxpr.eqns, jaxpr.outvars)
-    used = {a for e in eqns for a in e.inputs if type(a) is Var}
-    used.update(v for v in jaxpr.outvars if type(v) is Var)
-    kept = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v in used]
-    new = Jaxpr([v for v, _ in kept], jaxpr.invars, eqns, jaxpr.outvars)
-    return new, [c for _, c in kept]
 
 
 def _with_invars(closed: ClosedJaxpr, invars: Sequence[Var]) -> ClosedJaxpr:
@@ -741,7 +720,7 @@ class _Linearized:
         outs, cts_in = j.outvars[:n_out], j.outvars[n_out:]
         invariant_eqns = [e for e, lv in zip(j.eqns, eqn_level) if lv == 0]
         forward_eqns = [e for e, lv in zip(j.eqns, eqn_level) if lv < 2]
-        backward_eqns = _live_eqns([e for e, lv in zip(j.eqns, eqn_level) if lv == 2], cts_in)
+        backward_eqns = core.live_eqns([e for e, lv in zip(j.eqns, eqn_level) if lv == 2], cts_in)
         constvars = set(j.constvars)
         read = [a for e in backward_eqns for a in e.inputs] + list(cts_in)
         residuals = list(dict.fromkeys(
@@ -760,10 +739,10 @@ class _Linearized:
         self.const_res = [consts_v.index(r) for r in const_res]
         self.xs_res = [xs_v.index(r) for r in xs_res]
         self.invariant = _closed(j.constvars, closed.consts, consts_v,
-                                 _live_eqns(invariant_eqns, inv_res), inv_res)
+                                 core.live_eqns(invariant_eqns, inv_res), inv_res)
         forward_outs = [*outs, *emitted]
         self.forward = _closed(j.constvars, closed.consts, consts_v + carry_v + xs_v,
-                               _live_eqns(forward_eqns, forward_outs), forward_outs)
+                               core.live_eqns(forward_eqns, forward_outs), forward_outs)
         self.backward = _closed(j.constvars, closed.consts,
                                 [*const_res, *inv_res, *xs_res, *step_res, *cts_v],
                                 backward_eqns, cts_in)
@@ -771,7 +750,7 @@ class _Linearized:
 
 
 def _closed(constvars, consts, invars, eqns, outvars) -> ClosedJaxpr:
-    jaxpr, consts = _dce(Jaxpr(constvars, invars, eqns, outvars), consts)
+    jaxpr, consts = core.eliminate_dead_code(Jaxpr(constvars, invars, eqns, outvars), consts)
     return ClosedJaxpr(jaxpr, consts)
 
 

@@ -345,14 +345,8 @@ _IMPURE: set[str] = set()
 
 def eliminate_dead_code(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
     """Drop equations whose outputs are never used, and constants nothing reads."""
-    live = {a for a in jaxpr.outvars if type(a) is Var}
-    kept = []
-    for eqn in reversed(jaxpr.eqns):
-        if any(v in live for v in eqn.outvars) or eqn.primitive.name in _IMPURE:
-            kept.append(eqn)
-            live.update(a for a in eqn.inputs if type(a) is Var)
-    kept.reverse()
-    pairs = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v in live]
-    constvars = [v for v, _ in pairs]
-    consts = [c for _, c in pairs]
-    return Jaxpr(constvars, jaxpr.invars, kept, jaxpr.outvars), consts
+    return core.eliminate_dead_code(jaxpr, consts, keep=_is_impure)
+
+
+def _is_impure(eqn: Eqn) -> bool:
+    return eqn.primitive.name in _IMPURE

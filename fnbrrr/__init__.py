@@ -15,7 +15,7 @@ from fnbrrr import (
     tree_util,
 )
 from fnbrrr.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
-from fnbrrr.api import make_jaxpr
+from fnbrrr.api import block_until_ready, device_get, device_put, make_jaxpr
 from fnbrrr.batching import vmap
 from fnbrrr.brrr import brrr
 from fnbrrr.config import config
@@ -26,9 +26,8 @@ from fnbrrr.jit import jit
 __version__ = "0.1.0"
 
 __all__ = [
-    "Array", "ConcretizationTypeError", "UnexpectedTracerError", "brrr", "checkpoint", "config",
-    "custom_jvp", "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jit", "jvp", "lax",
-    "linearize", "make_jaxpr", "nn", "numpy", "optim", "random", "remat", "tree", "tree_util",
-    "value_and_grad", "vjp",
-    "vmap",
+    "Array", "ConcretizationTypeError", "UnexpectedTracerError", "block_until_ready", "brrr",
+    "checkpoint", "config", "custom_jvp", "custom_vjp", "device_get", "device_put", "grad",
+    "hessian", "jacfwd", "jacrev", "jit", "jvp", "lax", "linearize", "make_jaxpr", "nn",
+    "numpy", "optim", "random", "remat", "tree", "tree_util", "value_and_grad", "vjp", "vmap",
 ]

@@ -1,9 +1,12 @@
-"""Pytree-aware entry points of the core: `make_jaxpr`."""
+"""Pytree-aware entry points of the core: `make_jaxpr`, and JAX's host/device helpers
+(`block_until_ready`, `device_put`, `device_get`) for a library with one, synchronous device."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+
+import numpy as np
 
 from fnbrrr import core
 from fnbrrr.tree_util import tree_flatten, tree_unflatten
@@ -52,3 +55,69 @@ def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Cal
         return closed
 
     return traced
+
+
+def block_until_ready(x):
+    """Wait until every array in the pytree `x` is computed, and return `x` unchanged.
+
+    fnbrrr computes synchronously (a result exists when the call returns), so this only returns
+    its argument; it is here so that code written for JAX, which dispatches asynchronously and
+    times with `jax.block_until_ready(f(x))`, runs unchanged and costs nothing.
+
+    Args:
+      x: any pytree (arrays, scalars, containers).
+
+    Returns:
+      `x` itself.
+
+    Example:
+        >>> import fnbrrr, fnbrrr.numpy as jnp
+        >>> y = fnbrrr.block_until_ready(jnp.ones(3) * 2)
+        >>> y.tolist()
+        [2.0, 2.0, 2.0]
+    """
+    return x
+
+
+def device_put(x, device=None):
+    """Place the pytree `x` on the (only) device: each leaf becomes a `fnbrrr.Array`.
+
+    Args:
+      x: a pytree of arrays, NumPy arrays or scalars.
+      device: accepted for JAX compatibility; fnbrrr has one device, the CPU, so it must be
+        None.
+
+    Returns:
+      The same pytree with `jnp.asarray` applied to every leaf.
+
+    Example:
+        >>> import fnbrrr, numpy as np
+        >>> fnbrrr.device_put({"w": np.zeros(2)})["w"].dtype
+        dtype('float32')
+    """
+    if device is not None:
+        raise ValueError(f"device_put: fnbrrr runs on one device (the CPU); got device={device!r}."
+                         " Leave `device` out.")
+    from fnbrrr import numpy as jnp
+    from fnbrrr.tree_util import tree_map
+
+    return tree_map(jnp.asarray, x)
+
+
+def device_get(x):
+    """Copy the pytree `x` to host memory: each `fnbrrr.Array` leaf becomes a NumPy array.
+
+    Args:
+      x: a pytree whose leaves are fnbrrr Arrays (other leaves are returned as they are).
+
+    Returns:
+      The same pytree with NumPy arrays in place of fnbrrr Arrays.
+
+    Example:
+        >>> import fnbrrr, fnbrrr.numpy as jnp
+        >>> type(fnbrrr.device_get([jnp.ones(2)])[0]).__name__
+        'ndarray'
+    """
+    from fnbrrr.tree_util import tree_map
+
+    return tree_map(lambda leaf: np.asarray(leaf) if isinstance(leaf, core.Array) else leaf, x)

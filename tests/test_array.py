@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+import fnbrrr
 import fnbrrr.numpy as jnp
 from fnbrrr import core
 
@@ -301,3 +302,27 @@ def test_docstring_examples_run(module):
     results = runner.summarize(verbose=False)
     assert results.failed == 0
     assert results.attempted > 0
+
+
+def test_block_until_ready_device_put_and_get_round_trip():
+    """JAX's host/device helpers: put makes Arrays, get makes NumPy arrays, block returns x."""
+    tree = {"w": np.arange(3.0), "b": [np.float32(2.0), 7]}
+    put = fnbrrr.device_put(tree)
+    assert isinstance(put["w"], fnbrrr.Array) and put["w"].dtype == jnp.float32
+    assert fnbrrr.block_until_ready(put) is put
+    got = fnbrrr.device_get(put)
+    assert type(got["w"]) is np.ndarray and got["w"].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="device_put.*one device"):
+        fnbrrr.device_put(tree, device="gpu:0")
+
+
+def test_jit_outputs_carry_their_exact_aval():
+    """The compiled fast path hands each output its type; it must be the value's own."""
+    f = fnbrrr.jit(lambda x, n: (x * n, jnp.sum(x)))
+    x = jnp.arange(6.0).reshape(2, 3)
+    for _ in range(2):  # the second call takes the fast path
+        for out in f(x, 2):
+            assert out.aval == fnbrrr.core.ShapedArray(out.shape, out.dtype, out.weak_type)
+    g = fnbrrr.jit(lambda x: x * 2)
+    y = g(g(x))
+    assert y.aval == fnbrrr.core.ShapedArray((2, 3), jnp.float32, False)

@@ -20,6 +20,7 @@ from fnbrrr import core
 from fnbrrr.ad_util import Zero, is_zero
 from fnbrrr.config import config
 from fnbrrr.core import ArrayImpl, ClosedJaxpr, Primitive, ShapedArray, Tracer
+from fnbrrr.core import _traces_active as _TRACES_ACTIVE
 from fnbrrr.jit import passes
 from fnbrrr.jit.codegen import generate
 from fnbrrr.jit.fusion import plan_fusion
@@ -98,9 +99,9 @@ class Compiled:
         """A call path for positional fnbrrr Arrays of the compiled signature (the hot path)."""
         ex = self.executable
         driver, consts, pool, blas = ex.driver, ex.consts, ex.pool, ex.blas
-        weak = [a.weak_type for a in self.out_avals]
+        avals = self.out_avals
         if out_tree.num_leaves == 1 and out_tree == _LEAF:
-            out_weak = weak[0]
+            out_weak, out_aval = avals[0].weak_type, avals[0]
 
             def call_one(args):
                 values = [a._value for a in args]
@@ -108,14 +109,17 @@ class Compiled:
                     if not v.flags.c_contiguous:
                         values = [_contiguous(v) for v in values]
                         break
-                return ArrayImpl(driver(values, consts, pool, blas)[0], out_weak)
+                # The output's aval is known: handing it over spares the next consumer (often
+                # this same function, in a loop) from building one.
+                return ArrayImpl(driver(values, consts, pool, blas)[0], out_weak, out_aval)
 
             return call_one
 
         def call(args):
             values = [_contiguous(a._value) for a in args]
             outs = driver(values, consts, pool, blas)
-            return tree_unflatten(out_tree, [ArrayImpl(o, w) for o, w in zip(outs, weak)])
+            return tree_unflatten(out_tree, [ArrayImpl(o, a.weak_type, a)
+                                             for o, a in zip(outs, avals)])
 
         return call
 
@@ -329,10 +333,10 @@ class JitFunction:
     # --- the call path -------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and self._fast is not None and not core.current_level():
+        fast = self._fast
+        if fast is not None and not kwargs and (not _TRACES_ACTIVE[0] or not core.current_level()):
             try:  # the hot path: positional concrete Arrays of a signature seen before
-                caller = self._fast.get((config.jax_enable_x64, *[a._aval or a.aval
-                                                                  for a in args]))
+                caller = fast.get((config.jax_enable_x64, *[a._aval or a.aval for a in args]))
             except AttributeError:
                 caller = None
             if caller is not None and not config.jax_disable_jit:

@@ -45,6 +45,7 @@ from fnbrrr.core import (
 )
 from fnbrrr.tree_util import (
     PyTreeDef,
+    leaf_paths,
     tree_flatten,
     tree_map,
     tree_structure,
@@ -145,7 +146,6 @@ def _type_summary(x) -> str:
 
 
 # --- where a bad leaf sits, for error messages ------------------------------------------------
-# (fnbrrr.batching keeps its own copy of `_leaf_paths`; see its error messages.)
 
 
 class _LazyPaths:
@@ -162,38 +162,7 @@ class _LazyPaths:
         return self._paths[i]
 
 
-def _leaf_paths(tree, root: str) -> list[str]:
-    """`root[1]['w']`-style paths of the leaves of `tree`, in flattening order."""
-    paths: list[str] = []
-    _collect_paths(tree, root, paths)
-    num_leaves = len(tree_flatten(tree)[0])
-    if len(paths) != num_leaves:  # an exotic node: fall back to leaf numbers
-        return [f"{root} leaf {i}" for i in range(num_leaves)]
-    return paths
-
-
-def _collect_paths(x, path: str, out: list[str]) -> None:
-    if x is None:
-        return
-    children, treedef = tree_flatten(x, is_leaf=lambda y: y is not x)
-    if treedef.num_leaves == 1 and children and children[0] is x:
-        out.append(path)
-        return
-    for label, child in zip(_child_labels(x, len(children)), children):
-        _collect_paths(child, path + label, out)
-
-
-def _child_labels(x, n: int) -> list[str]:
-    """`.field` for namedtuples, `['key']` for dicts, `[i]` for everything else."""
-    if isinstance(x, tuple) and hasattr(x, "_fields") and len(x._fields) == n:
-        return [f".{f}" for f in x._fields]
-    if isinstance(x, dict):
-        # Mirror the dict with its keys as values so that tree_util orders the keys for us.
-        mirror = {k: k for k in x} if type(x) is dict else type(x)((k, k) for k in x)
-        keys = tree_flatten(mirror, is_leaf=lambda y: not isinstance(y, dict))[0]
-        if len(keys) == n:
-            return [f"[{k!r}]" for k in keys]
-    return [f"[{i}]" for i in range(n)]
+_leaf_paths = leaf_paths  # the name fnbrrr.custom_derivatives imports
 
 
 def _not_an_array(x, path: str, what: str) -> TypeError:
@@ -413,7 +382,7 @@ def _flatten_jvp_args(fun, primals, tangents) -> tuple[list, list, PyTreeDef]:
             "primal and tangent arguments to jvp must have the same tree structure; primals "
             f"have {in_tree} and tangents have {t_tree}"
         )
-    paths = _LazyPaths(lambda: _leaf_paths(tuple(primals), "primals"))
+    paths = _LazyPaths(lambda: leaf_paths(tuple(primals), "primals"))
     flat_p = _checked_inputs(flat_p, paths, "jvp")
     flat_t = [
         _check_tangent_arg(p, t, paths, i, "jvp") for i, (p, t) in enumerate(zip(flat_p, flat_t))
@@ -471,7 +440,7 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
     """
     name = _fun_name(fun)
     flat_p, in_tree = tree_flatten(primals)
-    paths = _LazyPaths(lambda: _leaf_paths(primals, "primals"))
+    paths = _LazyPaths(lambda: leaf_paths(primals, "primals"))
     flat_p = _checked_inputs(flat_p, paths, "linearize")
     flat_fun, store = _flatten_fun(fun, in_tree)
     out_p, jaxpr, consts = _linearize_flat(flat_fun, flat_p, f"linearize({name})")
@@ -735,7 +704,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False) -> tuple:
       (Array(1., dtype=float32, weak_type=True),)
     """
     flat_p, in_tree = tree_flatten(primals)
-    flat_p = _checked_inputs(flat_p, _LazyPaths(lambda: _leaf_paths(primals, "primals")), "vjp")
+    flat_p = _checked_inputs(flat_p, _LazyPaths(lambda: leaf_paths(primals, "primals")), "vjp")
     flat_fun, store = _flatten_fun(fun, in_tree, has_aux)
     outs, backward, main = _vjp_core(flat_fun, flat_p)
     outs = [_as_array(o) for o in outs]
@@ -943,7 +912,7 @@ def _argument_paths(fun, args, nums) -> list[str]:
     paths = []
     for i in nums:
         label = f"argument {i}" + (f" ('{names[i]}')" if names and i < len(names) else "")
-        paths += [f"{label} at {p}" if p else label for p in _leaf_paths(args[i], "")]
+        paths += [f"{label} at {p}" if p else label for p in leaf_paths(args[i], "")]
     return paths
 
 

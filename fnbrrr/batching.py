@@ -16,7 +16,6 @@ Helpers for rule writers: `not_mapped`, `moveaxis`, `bdim_at_front`, `broadcast_
 
 from __future__ import annotations
 
-import collections
 import functools
 import operator
 from collections.abc import Callable, Sequence
@@ -39,10 +38,10 @@ from fnbrrr.core import (
 )
 from fnbrrr.tree_util import (
     broadcast_prefix,
+    leaf_paths,
     tree_flatten,
     tree_structure,
     tree_unflatten,
-    treedef_is_leaf,
 )
 
 __all__ = [
@@ -598,7 +597,7 @@ def vmap(
         axes = _flat_in_axes(in_axes, args, kwargs, len(flat_args))
 
         def paths() -> list[str]:
-            return _leaf_paths(args, "args") + _leaf_paths(kwargs, "kwargs")
+            return leaf_paths(args, "args") + leaf_paths(kwargs, "kwargs")
 
         axes = _normalize_in_axes(flat_args, axes, paths)
         size = _mapped_axis_size(flat_args, axes, axis_size, paths)
@@ -617,7 +616,7 @@ def vmap(
         flat_out_axes = _flat_out_axes(out_axes, out_tree)
 
         def out_paths() -> list[str]:
-            return _leaf_paths(tree_unflatten(out_tree, vals), "out")
+            return leaf_paths(tree_unflatten(out_tree, vals), "out")
 
         return tree_unflatten(out_tree, _place_outputs(vals, dims, flat_out_axes, size, out_paths))
 
@@ -676,39 +675,3 @@ def _flat_out_axes(out_axes: Any, out_tree: Any) -> list[BatchDim]:
             f"out_axes={out_axes!r} for an output of structure {out_tree}.\n{e}"
         ) from None
     return [None if a is None else int(a) for a in axes]
-
-
-# --- paths of leaves, for error messages ---------------------------------------------------
-
-
-def _leaf_paths(tree: Any, root: str) -> list[str]:
-    """`root[1]['w']`-style paths of the leaves of `tree`, in flattening order."""
-    paths: list[str] = []
-    _collect_paths(tree, root, paths)
-    return paths
-
-
-def _collect_paths(x: Any, path: str, out: list[str]) -> None:
-    if x is None:
-        return
-    if treedef_is_leaf(tree_structure(x)):
-        out.append(path)
-        return
-    children = tree_flatten(x, is_leaf=lambda y: y is not x)[0]
-    labels = _child_labels(x, len(children))
-    for label, child in zip(labels, children):
-        _collect_paths(child, path + label, out)
-
-
-def _child_labels(x: Any, n: int) -> list[str]:
-    """`[i]` for sequences and custom nodes, `['key']` for dicts, `.field` for namedtuples."""
-    if isinstance(x, tuple) and hasattr(x, "_fields") and len(x._fields) == n:
-        return [f".{f}" for f in x._fields]
-    if isinstance(x, dict):
-        # Mirror the dict with its keys as values so that tree_util orders the keys for us.
-        mirror = type(x)() if isinstance(x, collections.OrderedDict) else {}
-        mirror.update((k, k) for k in x)
-        keys = tree_flatten(mirror, is_leaf=lambda y: y is not mirror)[0]
-        if len(keys) == n:
-            return [f"[{k!r}]" for k in keys]
-    return [f"[{i}]" for i in range(n)]

@@ -854,6 +854,47 @@ def _is_none(x: Any) -> bool:
     return x is None
 
 
+def leaf_paths(tree: PyTree, root: str = "") -> list[str]:
+    """A readable path to each leaf of ``tree``, in flattening order; for error messages.
+
+    Namedtuple fields read ``.name``, dict keys ``['key']``, and the children of sequences and
+    registered classes ``[i]``.
+
+    Args:
+      tree: any pytree.
+      root: the text every path starts with, e.g. the argument's name.
+
+    Returns:
+      One string per leaf, aligned with ``tree_leaves(tree)``.
+
+    >>> leaf_paths({"b": [1.0, 2.0], "a": 3.0}, "params")
+    ["params['a']", "params['b'][0]", "params['b'][1]"]
+    """
+    paths: list[str] = []
+    _collect_leaf_paths(tree, root, paths)
+    return paths
+
+
+def _collect_leaf_paths(x: Any, path: str, out: list[str]) -> None:
+    kind = _kind_of(x)
+    if kind == _K_LEAF:
+        out.append(path)
+    elif kind != _K_NONE:
+        data, children = _node_parts(x, kind)
+        for label, child in zip(_child_labels(x, kind, data, len(children)), children):
+            _collect_leaf_paths(child, path + label, out)
+
+
+def _child_labels(x: Any, kind: int, data: Any, n: int) -> list[str]:
+    if kind == _K_NAMEDTUPLE:
+        return [f".{field}" for field in x._fields]
+    if kind == _K_DICT or kind == _K_ODICT:
+        return [f"[{key!r}]" for key in data]
+    if kind == _K_DDICT:
+        return [f"[{key!r}]" for key in data[1]]
+    return [f"[{i}]" for i in range(n)]
+
+
 # --------------------------------------------------------------------------------------------
 # Registration
 # --------------------------------------------------------------------------------------------

@@ -65,10 +65,10 @@ from fnbrrr.core import (
 )
 from fnbrrr.tree_util import (
     PyTreeDef,
+    leaf_paths,
     tree_flatten,
     tree_structure,
     tree_unflatten,
-    treedef_is_leaf,
 )
 
 __all__ = [
@@ -245,36 +245,6 @@ def _prepare(closed: ClosedJaxpr) -> dict:
 # --- pytrees and error messages -------------------------------------------------------------
 
 
-def _leaf_paths(tree: Any, root: str) -> list[str]:
-    """`root[1]['w']`-style paths of the leaves of `tree`, in flattening order."""
-    paths: list[str] = []
-    _collect_paths(tree, root, paths)
-    if len(paths) != len(tree_flatten(tree)[0]):  # an unusual node: number the leaves
-        return [f"{root} leaf {i}" for i in range(len(tree_flatten(tree)[0]))]
-    return paths
-
-
-def _collect_paths(x: Any, path: str, out: list[str]) -> None:
-    if x is None:
-        return
-    if treedef_is_leaf(tree_structure(x)):
-        out.append(path)
-        return
-    children = tree_flatten(x, is_leaf=lambda y: y is not x)[0]
-    if isinstance(x, tuple) and hasattr(x, "_fields") and len(x._fields) == len(children):
-        labels = [f".{f}" for f in x._fields]
-    elif isinstance(x, dict):  # a mirror with the keys as values: tree_util orders them
-        mirror = {k: k for k in x}
-        keys = tree_flatten(mirror, is_leaf=lambda y: y is not mirror)[0]
-        labels = [f"[{k!r}]" for k in keys] if len(keys) == len(children) else None
-    else:
-        labels = None
-    if labels is None:
-        labels = [f"[{i}]" for i in range(len(children))]
-    for label, child in zip(labels, children):
-        _collect_paths(child, path + label, out)
-
-
 def _fun_name(fun: Any) -> str:
     if isinstance(fun, functools.partial):
         return _fun_name(fun.func)
@@ -288,7 +258,7 @@ def _array_leaves(tree: Any, root: str, what: str) -> tuple[list, PyTreeDef]:
         try:
             get_aval(leaf)
         except TypeError:
-            path = _leaf_paths(tree, root)[i]
+            path = leaf_paths(tree, root)[i]
             raise TypeError(
                 f"{what}: {path} is a {type(leaf).__name__}, not an array; the values passed "
                 "to control-flow functions must be arrays, NumPy arrays or Python scalars "
@@ -310,7 +280,7 @@ def _trace_fun(
             try:
                 get_aval(leaf)
             except TypeError:
-                path = _leaf_paths(out, "output")[i]
+                path = leaf_paths(out, "output")[i]
                 raise TypeError(
                     f"{what} returned a {type(leaf).__name__} at {path}; it must return "
                     "arrays (a pytree of arrays)"
@@ -344,7 +314,7 @@ def _check_carry_types(what: str, tree: Any, root: str, in_avals, out_avals) -> 
     for i, (a, o) in enumerate(zip(in_avals, out_avals)):
         if _same_type(a, o):
             continue
-        paths = paths or _leaf_paths(tree, root)
+        paths = paths or leaf_paths(tree, root)
         kind = "shapes" if a.shape != o.shape else "dtypes"
         problems.append(f"  * the input carry component {paths[i]} has type {a.str_short()} "
                         f"but the corresponding output carry component has type "
@@ -1144,7 +1114,7 @@ def _check_branch_outputs(what: str, names: list[str], trees: list, avals: list)
             )
         for i, (a, b) in enumerate(zip(avals[0], out)):
             if not _same_type(a, b):
-                path = _leaf_paths(tree_unflatten(tree, out), "output")[i]
+                path = leaf_paths(tree_unflatten(tree, out), "output")[i]
                 raise TypeError(
                     f"{what}: branch outputs must have identical types (shapes and dtypes), "
                     f"but the output at {path} is {a.str_short()} in {names[0]} and "
@@ -1241,7 +1211,7 @@ def _scan_length(x_leaves: list, xs: Any, length: Any) -> int:
     for i, x in enumerate(x_leaves):
         shape = get_aval(x).shape
         if not shape:
-            path = _leaf_paths(xs, "xs")[i]
+            path = leaf_paths(xs, "xs")[i]
             raise ValueError(f"scan: {path} is 0-d, but every leaf of xs needs a leading axis "
                              "to scan over")
         sizes.append(shape[0])
@@ -1260,7 +1230,7 @@ def _scan_length(x_leaves: list, xs: Any, length: Any) -> int:
         raise ValueError("scan got no values to scan over and `length` not provided: pass "
                          "length=... when xs is None (or has no leaves)")
     if len(set(sizes)) > 1:
-        paths = _leaf_paths(xs, "xs")
+        paths = leaf_paths(xs, "xs")
         detail = ", ".join(f"{p}: {s}" for p, s in zip(paths, sizes))
         raise ValueError(f"scan got values with different leading axis sizes: {detail}")
     return sizes[0]

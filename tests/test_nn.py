@@ -541,3 +541,64 @@ def test_layers_compose_with_grad_vmap_and_jit_and_learn():
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def _conv_reference(x, w, stride, pad):
+    """NCHW/OIHW cross-correlation by explicit loops over output pixels (float64)."""
+    x = np.pad(x, ((0, 0), (0, 0), pad[0], pad[1]))
+    n, _, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    out = np.zeros((n, o, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = x[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+            out[:, :, i, j] = np.einsum("nchw,ochw->no", patch, w)
+    return out
+
+
+@pytest.mark.parametrize("stride,padding,pad", [(1, "SAME", ((1, 1), (1, 1))),
+                                                (2, "VALID", ((0, 0), (0, 0))),
+                                                (1, ((2, 0), (0, 1)), ((2, 0), (0, 1)))])
+def test_conv2d_layer_matches_loop_reference(stride, padding, pad):
+    conv = nn.Conv2d(4, kernel_size=3, strides=stride, padding=padding)
+    shape, params = conv.init(KEY, (-1, 2, 7, 6))
+    assert params["w"].shape == (4, 2, 3, 3) and params["b"].shape == (4,)
+    x = _inputs(3, (2, 2, 7, 6))
+    y = np.asarray(conv.apply(params, x))
+    expected = _conv_reference(x.astype(np.float64), np.asarray(params["w"], np.float64), stride,
+                               pad) + np.asarray(params["b"])[None, :, None, None]
+    assert shape == (-1,) + expected.shape[1:]
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    fan_in = 2 * 3 * 3  # LeCun normal over an OIHW kernel's in-channels and window
+    assert 0.3 < np.std(np.asarray(nn.Conv2d(64).init(KEY, (1, 2, 5, 5))[1]["w"])) * math.sqrt(
+        fan_in) < 1.7
+
+
+def test_pool_layers_match_numpy_and_cnn_learns():
+    x = _inputs(4, (2, 3, 6, 4))
+    blocks = x.reshape(2, 3, 3, 2, 2, 2)
+    np.testing.assert_array_equal(np.asarray(nn.MaxPool2d(2).apply((), x)), blocks.max((3, 5)))
+    np.testing.assert_allclose(np.asarray(nn.AvgPool2d(2).apply((), x)), blocks.mean((3, 5)),
+                               rtol=1e-6)
+    assert nn.MaxPool2d(3, strides=1, padding="SAME").init(KEY, (-1, 3, 6, 4))[0] == (-1, 3, 6, 4)
+    with pytest.raises(ValueError, match="MaxPool2d: expects NCHW"):
+        nn.MaxPool2d(2).init(KEY, (6, 4))
+    with pytest.raises(ValueError, match="Conv2d: kernel_size must be"):
+        nn.Conv2d(4, kernel_size=(3, 0))
+    model = nn.Sequential(nn.Conv2d(4), nn.relu, nn.MaxPool2d(2), nn.Flatten(), nn.Dense(2))
+    shape, params = model.init(KEY, (-1, 1, 6, 6))
+    assert shape == (-1, 2)
+    images = _inputs(5, (8, 1, 6, 6))
+    labels = (images[:, 0, :3].sum((1, 2)) > images[:, 0, 3:].sum((1, 2))).astype(np.int32)
+
+    def loss(p):
+        logits = model.apply(p, images)
+        return jnp.mean(nn.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+    step = fnbrrr.jit(lambda p: fnbrrr.tree_util.tree_map(lambda a, g: a - 0.1 * g, p,
+                                                          fnbrrr.grad(loss)(p)))
+    first = float(loss(params))
+    for _ in range(30):
+        params = step(params)
+    assert float(loss(params)) < 0.5 * first

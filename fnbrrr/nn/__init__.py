@@ -7,8 +7,9 @@ any order), jits and vmaps with no rules of its own.
   `jax.nn` and stay finite, with finite gradients, for inputs of any magnitude.
 * Losses (`softmax_cross_entropy`, ...) follow optax: per-example values, no reduction.
 * `nn.initializers` follows `jax.nn.initializers`: `init(key, shape, dtype)` functions.
-* Layers (`Dense`, `MLP`, `Embedding`, `LayerNorm`, `Dropout`, `Sequential`, ...) are
-  `(init, apply)` pairs of pure functions over parameter pytrees; see `fnbrrr.nn.layers`.
+* Layers (`Dense`, `Conv2d`, `MaxPool2d`, `MLP`, `Embedding`, `LayerNorm`, `Dropout`,
+  `Sequential`, ...) are `(init, apply)` pairs of pure functions over parameter pytrees;
+  see `fnbrrr.nn.layers`.
 
 Example:
     >>> import fnbrrr.numpy as jnp
@@ -56,6 +57,8 @@ from fnbrrr.nn._losses import (
 )
 from fnbrrr.nn.layers import (
     MLP,
+    AvgPool2d,
+    Conv2d,
     Dense,
     Dropout,
     Embedding,
@@ -64,17 +67,18 @@ from fnbrrr.nn.layers import (
     Layer,
     LayerNorm,
     Linear,
+    MaxPool2d,
     Sequential,
     serial,
 )
 
 __all__ = [
-    "avg_pool", "max_pool", "MLP", "Dense", "Dropout", "Embedding", "Flatten", "Lambda", "Layer",
-    "LayerNorm", "Linear",
-    "Sequential", "celu", "elu", "gelu", "glu", "hard_sigmoid", "hard_silu", "hard_swish",
-    "hard_tanh", "initializers", "l2_loss", "layers", "leaky_relu", "log_sigmoid", "log_softmax",
-    "logsumexp", "mean_squared_error", "mse", "one_hot", "relu", "relu6", "selu", "serial",
-    "sigmoid", "sigmoid_binary_cross_entropy", "silu", "soft_sign", "softmax",
-    "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels", "softplus",
-    "squared_error", "standardize", "swish", "tanh",
+    "avg_pool", "max_pool", "AvgPool2d", "Conv2d", "MLP", "Dense", "Dropout", "Embedding",
+    "Flatten", "Lambda", "Layer", "LayerNorm", "Linear", "MaxPool2d", "Sequential", "celu",
+    "elu", "gelu", "glu", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh", "initializers",
+    "l2_loss", "layers", "leaky_relu", "log_sigmoid", "log_softmax", "logsumexp",
+    "mean_squared_error", "mse", "one_hot", "relu", "relu6", "selu", "serial", "sigmoid",
+    "sigmoid_binary_cross_entropy", "silu", "soft_sign", "softmax", "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels", "softplus", "squared_error", "standardize",
+    "swish", "tanh",
 ]

@@ -50,8 +50,8 @@ Shape = tuple[int, ...]
 Params = Any
 
 __all__ = [
-    "Dense", "Dropout", "Embedding", "Flatten", "Lambda", "Layer", "LayerNorm", "Linear", "MLP",
-    "Sequential", "serial",
+    "AvgPool2d", "Conv2d", "Dense", "Dropout", "Embedding", "Flatten", "Lambda", "Layer",
+    "LayerNorm", "Linear", "MaxPool2d", "MLP", "Sequential", "serial",
 ]
 
 
@@ -393,7 +393,143 @@ def Sequential(*layers: Layer | Callable[[Array], Array]) -> Layer:  # noqa: N80
 serial = Sequential
 
 # --------------------------------------------------------------------------------------------
-# Convolution and pooling: Conv2d, MaxPool2d, AvgPool2d belong here, as `Layer`s built on
-# `fnbrrr.lax.conv_general_dilated` and `lax.reduce_window` (NCHW inputs, OIHW kernels, whose
-# fans are `initializers.compute_fans(shape, in_axis=1, out_axis=0)`).
+# Convolution and pooling (NCHW inputs, OIHW kernels)
 # --------------------------------------------------------------------------------------------
+
+
+def _pair(name: str, what: str, value: int | Sequence[int]) -> tuple[int, int]:
+    pair = (int(value), int(value)) if np.ndim(value) == 0 else tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"{name}: {what} must be a positive int or a pair of them, got {value!r}")
+    return pair
+
+
+def _nchw_channels(name: str, input_shape: Shape) -> int:
+    if len(input_shape) != 4 or input_shape[1] < 0:
+        raise ValueError(f"{name}: expects NCHW inputs (batch, channels, height, width) with a "
+                         f"known channel count, got input shape {input_shape}")
+    return input_shape[1]
+
+
+def Conv2d(features: int, kernel_size: int | Sequence[int] = 3,  # noqa: N802
+           strides: int | Sequence[int] = 1, padding: str | Sequence[tuple[int, int]] = "SAME",
+           dilation: int | Sequence[int] = 1, use_bias: bool = True,
+           kernel_init: Callable | None = None, bias_init: Callable | None = None) -> Layer:
+    """A 2-D convolution of NCHW inputs with an OIHW kernel, plus a bias per output channel.
+
+    Args:
+      features: the number of output channels.
+      kernel_size: the window, an int or (height, width).
+      strides: the step between windows, an int or a pair.
+      padding: "SAME", "VALID", or ((top, bottom), (left, right)).
+      dilation: the kernel dilation (spacing of its taps), an int or a pair.
+      use_bias: add a bias `b` of shape (features,).
+      kernel_init: initialiser of `w`, shape (features, in_channels, kh, kw); default LeCun
+        normal with the fans of an OIHW kernel (in: in_channels * kh * kw).
+      bias_init: initialiser of `b`; default `initializers.zeros`.
+
+    Returns:
+      A `Layer` with params `{"w": w, "b": b}`; `apply` runs `lax.conv_general_dilated`.
+
+    Example:
+      >>> conv = Conv2d(8, kernel_size=3, strides=2)
+      >>> shape, params = conv.init(random.PRNGKey(0), (-1, 1, 28, 28))
+      >>> shape, params["w"].shape
+      ((-1, 8, 14, 14), (8, 1, 3, 3))
+    """
+    from fnbrrr import lax
+
+    features = int(features)
+    window = _pair("Conv2d", "kernel_size", kernel_size)
+    strides = _pair("Conv2d", "strides", strides)
+    dilation = _pair("Conv2d", "dilation", dilation)
+    kernel_init = kernel_init or initializers.lecun_normal(in_axis=1, out_axis=0)
+    bias_init = bias_init or initializers.zeros
+
+    def apply(params: Params, x: Array, *, key: Array | None = None,
+              deterministic: bool = False) -> Array:
+        y = lax.conv_general_dilated(x, params["w"], strides, padding, rhs_dilation=dilation)
+        return y + params["b"][None, :, None, None] if "b" in params else y
+
+    def init(key: Array, input_shape: Sequence[int]) -> tuple[Shape, Params]:
+        input_shape = _shape(input_shape)
+        channels = _nchw_channels("Conv2d", input_shape)
+        key_w, key_b = random.split(key)
+        params = {"w": kernel_init(key_w, (features, channels) + window)}
+        if use_bias:
+            params["b"] = bias_init(key_b, (features,))
+        return _traced_output_shape(lambda x: apply(params, x), input_shape), params
+
+    return Layer(init, apply)
+
+
+def _pool_layer(name: str, pool: Callable, window_shape, strides, padding) -> Layer:
+    window = _pair(name, "window_shape", window_shape)
+    strides = window if strides is None else _pair(name, "strides", strides)
+    if not isinstance(padding, str):
+        padding = ((0, 0), (0, 0)) + tuple(tuple(p) for p in padding)
+
+    def apply(params: Params, x: Array, *, key: Array | None = None,
+              deterministic: bool = False) -> Array:
+        return pool(jnp.asarray(x), (1, 1) + window, (1, 1) + strides, padding)
+
+    def init(key: Array, input_shape: Sequence[int]) -> tuple[Shape, Params]:
+        input_shape = _shape(input_shape)
+        _nchw_channels(name, input_shape)
+        return _traced_output_shape(lambda x: apply((), x), input_shape), ()
+
+    return Layer(init, apply)
+
+
+def MaxPool2d(window_shape: int | Sequence[int] = 2,  # noqa: N802
+              strides: int | Sequence[int] | None = None,
+              padding: str | Sequence[tuple[int, int]] = "VALID") -> Layer:
+    """Max pooling over the two spatial axes of NCHW inputs (`lax.reduce_window` with max).
+
+    Args:
+      window_shape: the window, an int or (height, width).
+      strides: the step between windows; default the window (non-overlapping).
+      padding: "VALID", "SAME" or ((top, bottom), (left, right)); padding never wins the max.
+
+    Returns:
+      A `Layer` with params `()`.
+
+    Example:
+      >>> pool = MaxPool2d(2)
+      >>> pool.apply((), jnp.arange(16.0).reshape(1, 1, 4, 4))
+      Array([[[[ 5.,  7.],
+               [13., 15.]]]], dtype=float32)
+    """
+    from fnbrrr import lax
+
+    def max_pool(x, window, strides, padding):
+        return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, padding)
+
+    return _pool_layer("MaxPool2d", max_pool, window_shape, strides, padding)
+
+
+def AvgPool2d(window_shape: int | Sequence[int] = 2,  # noqa: N802
+              strides: int | Sequence[int] | None = None,
+              padding: str | Sequence[tuple[int, int]] = "VALID") -> Layer:
+    """Average pooling over the two spatial axes of NCHW inputs (padding counts as zeros).
+
+    Args:
+      window_shape: the window, an int or (height, width).
+      strides: the step between windows; default the window (non-overlapping).
+      padding: "VALID", "SAME" or ((top, bottom), (left, right)).
+
+    Returns:
+      A `Layer` with params `()`.
+
+    Example:
+      >>> AvgPool2d(2).apply((), jnp.arange(16.0).reshape(1, 1, 4, 4))
+      Array([[[[ 2.5,  4.5],
+               [10.5, 12.5]]]], dtype=float32)
+    """
+    from fnbrrr import lax
+
+    def avg_pool(x, window, strides, padding):
+        sums = lax.reduce_window(x, 0.0, lax.add, window, strides, padding)
+        return sums / (window[2] * window[3])
+
+    return _pool_layer("AvgPool2d", avg_pool, window_shape, strides, padding)

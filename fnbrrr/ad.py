@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -978,20 +979,60 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
-        flat_in, in_tree, partial_fun, multiple = _split_args(fun, argnums, args, "jacfwd")
-        in_avals = _avals(flat_in)
-        total, basis = _std_basis(in_avals)
-        flat_fun, store = _flatten_fun(partial_fun, in_tree, has_aux, kwargs, _fun_name(fun))
-        pushfwd = _pushfwd(flat_fun, flat_in, store, has_aux)
+        inputs = _jacobian_inputs(fun, argnums, has_aux, args, kwargs, "jacfwd")
+        total, basis = _std_basis(inputs.avals)
+        pushfwd = _pushfwd(inputs.flat_fun, inputs.flat, inputs.store, has_aux)
         jac_rows, aux = _vmap(pushfwd, out_axes=(0, None))(*basis)
-        per_out = [
-            _unflatten_inner(in_tree, _jacfwd_blocks(rows, out_aval, in_avals, total), multiple)
-            for rows, out_aval in zip(jac_rows, store["out_avals"])
-        ]
-        jac = tree_unflatten(store["out_tree"], per_out)
+
+        def block(o: int, _, i: int, in_start: int):
+            out_aval, in_aval = inputs.store["out_avals"][o], inputs.avals[i]
+            return _jacfwd_block(jac_rows[o], out_aval, in_aval, in_start, total)
+
+        jac = _jacobian_tree(inputs, inputs.store["out_avals"], block)
         return (jac, aux) if has_aux else jac
 
     return jacfun
+
+
+class _JacobianInputs(NamedTuple):
+    """What jacfwd and jacrev need from their arguments: the differentiated leaves, their
+    avals and structure, and `fun` as a function of the flat leaves."""
+
+    flat: list
+    avals: list[ShapedArray]
+    tree: PyTreeDef
+    multiple: bool
+    flat_fun: Callable
+    store: dict
+
+
+def _jacobian_inputs(fun, argnums, has_aux, args, kwargs, what: str) -> _JacobianInputs:
+    flat, tree, partial_fun, multiple = _split_args(fun, argnums, args, what)
+    flat_fun, store = _flatten_fun(partial_fun, tree, has_aux, kwargs, _fun_name(fun))
+    return _JacobianInputs(flat, _avals(flat), tree, multiple, flat_fun, store)
+
+
+def _jacobian_tree(inputs: _JacobianInputs, out_avals: list, block: Callable):
+    """The Jacobian as a pytree: the output's structure outside, the arguments' inside.
+
+    `block(o, out_start, i, in_start)` is the `out.shape + in.shape` array for output leaf
+    `o` and input leaf `i`, whose elements start at `out_start` and `in_start` in the flat
+    outputs and inputs.
+    """
+    out_starts, in_starts = _starts(out_avals), _starts(inputs.avals)
+    per_out = [
+        _unflatten_inner(
+            inputs.tree, [block(o, out_start, i, s) for i, s in enumerate(in_starts)],
+            inputs.multiple,
+        )
+        for o, out_start in enumerate(out_starts)
+    ]
+    return tree_unflatten(inputs.store["out_tree"], per_out)
+
+
+def _starts(avals: list[ShapedArray]) -> list[int]:
+    """Where each leaf's elements start when all the leaves are flattened one after another."""
+    return list(itertools.accumulate((a.size for a in avals), initial=0))[:-1]
 
 
 def _pushfwd(flat_fun, flat_in, store, has_aux):
@@ -1007,18 +1048,13 @@ def _pushfwd(flat_fun, flat_in, store, has_aux):
     return pushfwd
 
 
-def _jacfwd_blocks(rows, out_aval: ShapedArray, in_avals: list, total: int) -> list:
-    """One output's Jacobian blocks, `out.shape + in.shape` per input leaf, from the rows
-    `(total input elements, *out.shape)` that jacfwd's batched jvp produced."""
+def _jacfwd_block(rows, out_aval: ShapedArray, in_aval: ShapedArray, start: int, total: int):
+    """The `out.shape + in.shape` block of one output and one input leaf, from the rows
+    `(total input elements, *out.shape)` that jacfwd's batched jvp produced for that output."""
     lax = _lax()
-    blocks, start = [], 0
-    for aval in in_avals:
-        block = lax.reshape(_rows(rows, start, aval.size, total), (*aval.shape, *out_aval.shape))
-        nin = len(aval.shape)
-        perm = (*range(nin, nin + len(out_aval.shape)), *range(nin))
-        blocks.append(lax.transpose(block, perm))
-        start += aval.size
-    return blocks
+    block = lax.reshape(_rows(rows, start, in_aval.size, total), (*in_aval.shape, *out_aval.shape))
+    nin = len(in_aval.shape)
+    return lax.transpose(block, (*range(nin, nin + len(out_aval.shape)), *range(nin)))
 
 
 def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
@@ -1042,37 +1078,34 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
-        flat_in, in_tree, partial_fun, multiple = _split_args(fun, argnums, args, "jacrev")
-        in_avals = _avals(flat_in)
-        flat_fun, store = _flatten_fun(partial_fun, in_tree, has_aux, kwargs, _fun_name(fun))
-        outs, backward, main = _vjp_core(flat_fun, flat_in)
+        inputs = _jacobian_inputs(fun, argnums, has_aux, args, kwargs, "jacrev")
+        outs, backward, main = _vjp_core(inputs.flat_fun, inputs.flat)
         out_avals = _avals(outs)
         total, basis = _std_basis(out_avals)
 
         def pullback(*cts):
-            return _instantiate_all(backward(cts), in_avals)
+            return _instantiate_all(backward(cts), inputs.avals)
 
         rows_per_in = _vmap(pullback)(*basis)
-        per_out, start = [], 0
-        for out_aval in out_avals:
-            blocks = _jacrev_blocks(rows_per_in, in_avals, out_aval, start, total)
-            per_out.append(_unflatten_inner(in_tree, blocks, multiple))
-            start += out_aval.size
-        jac = tree_unflatten(store["out_tree"], per_out)
+
+        def block(o: int, out_start: int, i: int, _):
+            out_aval, in_aval = out_avals[o], inputs.avals[i]
+            return _jacrev_block(rows_per_in[i], out_aval, in_aval, out_start, total)
+
+        jac = _jacobian_tree(inputs, out_avals, block)
         if has_aux:
-            return jac, _strip_tracers(store["aux"], main)
+            return jac, _strip_tracers(inputs.store["aux"], main)
         return jac
 
     return jacfun
 
 
-def _jacrev_blocks(rows_per_in, in_avals: list, out_aval: ShapedArray, start: int, total: int):
-    """The Jacobian blocks of the output whose elements are rows [start, start + size) of
-    jacrev's batched pullback: `out.shape + in.shape` per input leaf."""
-    return [
-        _lax().reshape(_rows(rows, start, out_aval.size, total), (*out_aval.shape, *aval.shape))
-        for rows, aval in zip(rows_per_in, in_avals)
-    ]
+def _jacrev_block(rows, out_aval: ShapedArray, in_aval: ShapedArray, start: int, total: int):
+    """The `out.shape + in.shape` block of one output and one input leaf, from the rows
+    `(total output elements, *in.shape)` that jacrev's batched pullback produced for that
+    input."""
+    block_rows = _rows(rows, start, out_aval.size, total)
+    return _lax().reshape(block_rows, (*out_aval.shape, *in_aval.shape))
 
 
 def _std_basis(avals: list[ShapedArray]) -> tuple[int, list]:

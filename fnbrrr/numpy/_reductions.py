@@ -79,6 +79,31 @@ def _finish(out, shape: tuple, axes: tuple, keepdims: bool):
     return out
 
 
+def _operand(name: str, a, axis):
+    """`(a as an array, its aval, the reduced axes)`: what every reduction starts from."""
+    a = to_array(a, name)
+    return a, a.aval, reduction_axes(name, axis, a.aval.ndim)
+
+
+def _reduce_sum(x, axes: tuple):
+    return lax.reduce_sum(x, axes) if axes else x
+
+
+def _cast(x, aval, dt: np.dtype, dtype):
+    """`x` (of abstract value `aval`) as `dt`; weakly typed only if `aval` was and no `dtype`
+    was asked for."""
+    return lax.convert_element_type(x, dt, aval.weak_type and dtype is None)
+
+
+def _where_mask(name: str, where, shape: tuple):
+    return broadcast_to_shape(_as_bool(name, where), shape)
+
+
+def _fill_outside(mask, x, fill, shape: tuple, dt: np.dtype):
+    """`x` where `mask` is true, `fill` elsewhere."""
+    return lax.select_n(mask, lax.full(shape, fill, dt), x)
+
+
 _ALL_AXES = [tuple(range(n)) for n in range(33)]
 _SUM_DTYPES: dict = {}
 
@@ -109,19 +134,20 @@ def _widened(dt: np.dtype) -> np.dtype:
     return dt
 
 
-def _prepare(name: str, a, axis, dtype, where_mask, fill, promote_ints: bool = True):
-    a = to_array(a, name)
-    aval = a.aval
-    axes = reduction_axes(name, axis, aval.ndim)
+def _accumulation_dtype(aval, dtype, promote_ints: bool) -> np.dtype:
+    """The dtype sums and products (plain or cumulative) compute in."""
     if dtype is not None:
-        dt = canonical_dtype(dtype)
-    else:
-        dt = _sum_dtype(aval.dtype) if promote_ints else aval.dtype
+        return canonical_dtype(dtype)
+    return _sum_dtype(aval.dtype) if promote_ints else aval.dtype
+
+
+def _prepare(name: str, a, axis, dtype, where_mask, fill, promote_ints: bool = True):
+    a, aval, axes = _operand(name, a, axis)
+    dt = _accumulation_dtype(aval, dtype, promote_ints)
     if dt != aval.dtype:
-        a = lax.convert_element_type(a, dt, aval.weak_type and dtype is None)
+        a = _cast(a, aval, dt, dtype)
     if where_mask is not None:
-        mask = broadcast_to_shape(_as_bool(name, where_mask), aval.shape)
-        a = lax.select_n(mask, lax.full(aval.shape, fill, dt), a)
+        a = _fill_outside(_where_mask(name, where_mask, aval.shape), a, fill, aval.shape, dt)
     return a, aval.shape, axes, dt
 
 
@@ -146,7 +172,7 @@ def sum(
     if dt.kind == "b":
         r = lax.reduce_or(a, axes)
     else:
-        r = lax.reduce_sum(a, axes) if axes else a
+        r = _reduce_sum(a, axes)
     if initial is not None:
         r = lax.add(r, scalar_const(initial, dt))
     return _finish(r, shape, axes, keepdims)
@@ -181,9 +207,7 @@ def prod(
 
 def _extremum(name: str, lax_reduce, lax_combine, a, axis, out, keepdims, initial, where_mask):
     _no_out(name, out)
-    a = to_array(a, name)
-    aval = a.aval
-    axes = reduction_axes(name, axis, aval.ndim)
+    a, aval, axes = _operand(name, a, axis)
     if where_mask is not None and initial is None:
         raise ValueError(f"{name}: reduction with `where` needs an `initial` value")
     if initial is None and builtins.any(aval.shape[i] == 0 for i in axes):
@@ -192,8 +216,8 @@ def _extremum(name: str, lax_reduce, lax_combine, a, axis, out, keepdims, initia
             f"(shape {aval.shape}, axis={axis}); pass `initial=` or a non-empty array"
         )
     if where_mask is not None:
-        mask = broadcast_to_shape(_as_bool(name, where_mask), aval.shape)
-        a = lax.select_n(mask, lax.full(aval.shape, initial, aval.dtype), a)
+        mask = _where_mask(name, where_mask, aval.shape)
+        a = _fill_outside(mask, a, initial, aval.shape, aval.dtype)
     if builtins.any(aval.shape[i] == 0 for i in axes):
         r = lax.full(
             tuple(d for i, d in enumerate(aval.shape) if i not in axes), initial, aval.dtype
@@ -235,7 +259,7 @@ def all(a, axis=None, out=None, keepdims: bool = False, *, where=None):  # noqa:
     a = _as_bool("all", a)
     axes = reduction_axes("all", axis, a.ndim)
     if where is not None:
-        a = lax.or_(a, lax.not_(broadcast_to_shape(_as_bool("all", where), a.shape)))
+        a = lax.or_(a, lax.not_(_where_mask("all", where, a.shape)))
     return _finish(lax.reduce_and(a, axes), a.shape, axes, keepdims)
 
 
@@ -245,7 +269,7 @@ def any(a, axis=None, out=None, keepdims: bool = False, *, where=None):  # noqa:
     a = _as_bool("any", a)
     axes = reduction_axes("any", axis, a.ndim)
     if where is not None:
-        a = lax.and_(a, broadcast_to_shape(_as_bool("any", where), a.shape))
+        a = lax.and_(a, _where_mask("any", where, a.shape))
     return _finish(lax.reduce_or(a, axes), a.shape, axes, keepdims)
 
 
@@ -274,21 +298,17 @@ def mean(a, axis=None, dtype=None, out=None, keepdims: bool = False, *, where=No
         Array(2.5, dtype=float32)
     """
     _no_out("mean", out)
-    a = to_array(a, "mean")
-    aval = a.aval
-    axes = reduction_axes("mean", axis, aval.ndim)
+    a, aval, axes = _operand("mean", a, axis)
     out_dt, acc_dt = _mean_dtype(aval, dtype)
-    x = lax.convert_element_type(a, acc_dt, aval.weak_type and dtype is None)
+    x = _cast(a, aval, acc_dt, dtype)
     if where is None:
-        total = lax.reduce_sum(x, axes) if axes else x
-        r = lax.div(total, scalar_const(_count(aval.shape, axes), acc_dt))
+        r = lax.div(_reduce_sum(x, axes), scalar_const(_count(aval.shape, axes), acc_dt))
     else:
-        mask = broadcast_to_shape(_as_bool("mean", where), aval.shape)
-        total = lax.reduce_sum(lax.select_n(mask, lax.full(aval.shape, 0, acc_dt), x), axes)
+        mask = _where_mask("mean", where, aval.shape)
+        total = lax.reduce_sum(_fill_outside(mask, x, 0, aval.shape, acc_dt), axes)
         count = lax.reduce_sum(lax.convert_element_type(mask, acc_dt), axes)
         r = lax.div(total, count)
-    r = lax.convert_element_type(r, out_dt, aval.weak_type and dtype is None)
-    return _finish(r, aval.shape, axes, keepdims)
+    return _finish(_cast(r, aval, out_dt, dtype), aval.shape, axes, keepdims)
 
 
 def var(
@@ -312,30 +332,23 @@ def var(
     _no_out("var", out)
     if correction is not None:
         ddof = correction
-    a = to_array(a, "var")
-    aval = a.aval
-    axes = reduction_axes("var", axis, aval.ndim)
+    a, aval, axes = _operand("var", a, axis)
     out_dt, acc_dt = _mean_dtype(aval, dtype)
-    x = lax.convert_element_type(a, acc_dt, aval.weak_type and dtype is None)
+    x = _cast(a, aval, acc_dt, dtype)
     if where is None:
         n = _count(aval.shape, axes)
         centered = lax.sub(x, broadcast_to_shape(mean(x, axes, keepdims=True), aval.shape))
-        total = (
-            lax.reduce_sum(lax.mul(centered, centered), axes)
-            if axes
-            else lax.mul(centered, centered)
-        )
+        total = _reduce_sum(lax.mul(centered, centered), axes)
         r = lax.div(total, scalar_const(builtins.max(n - ddof, 0), acc_dt))
     else:
-        mask = broadcast_to_shape(_as_bool("var", where), aval.shape)
+        mask = _where_mask("var", where, aval.shape)
         mu = mean(x, axes, keepdims=True, where=mask)
         centered = lax.sub(x, broadcast_to_shape(mu, aval.shape))
-        sq = lax.select_n(mask, lax.full(aval.shape, 0, acc_dt), lax.mul(centered, centered))
+        sq = _fill_outside(mask, lax.mul(centered, centered), 0, aval.shape, acc_dt)
         count = lax.reduce_sum(lax.convert_element_type(mask, acc_dt), axes)
         denom = lax.max(lax.sub(count, scalar_const(ddof, acc_dt)), scalar_const(0, acc_dt))
         r = lax.div(lax.reduce_sum(sq, axes), denom)
-    r = lax.convert_element_type(r, out_dt, aval.weak_type and dtype is None)
-    return _finish(r, aval.shape, axes, keepdims)
+    return _finish(_cast(r, aval, out_dt, dtype), aval.shape, axes, keepdims)
 
 
 def std(
@@ -412,12 +425,9 @@ def _cumulative(name: str, combine, identity, a, axis, dtype, promote_ints: bool
         axis = 0
     aval = a.aval
     ax = canonicalize_axis(name, axis, aval.ndim)
-    if dtype is not None:
-        dt = canonical_dtype(dtype)
-    else:
-        dt = _sum_dtype(aval.dtype) if promote_ints else aval.dtype
+    dt = _accumulation_dtype(aval, dtype, promote_ints)
     if dt != aval.dtype:
-        a = lax.convert_element_type(a, dt, aval.weak_type and dtype is None)
+        a = _cast(a, aval, dt, dtype)
     n = aval.shape[ax]
     pad_value = scalar_const(identity, dt)
     shift = 1

@@ -1,5 +1,5 @@
 """Tests for `fnbrrr/_prims/convolution.py` (conv_general_dilated, windowed reductions, pooling)
-and their Numba lowerings in `fnbrrr/jit/conv_kernels.py`.
+and their Numba lowerings in the package `fnbrrr/jit/conv_kernels/`.
 
 Forward values are checked against direct NumPy loops written independently of the impls;
 derivatives against finite differences (float64); vmap against per-example loops; jit against
@@ -316,7 +316,7 @@ def assert_close_to(got, want):
 
 @pytest.mark.parametrize("strategy", ["im2col", "gemm_gather"])
 def test_jit_matches_eager_values_and_gradients(strategy, monkeypatch):
-    monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", strategy)
+    monkeypatch.setattr(conv_kernels.strategy, "FORCE_STRATEGY", strategy)
     operands = [random_operands(config) for config in JIT_CONFIGS]
     step = fnbrrr.value_and_grad(jit_loss)
     expected_value, expected_grads = step(operands)
@@ -328,7 +328,7 @@ def test_jit_matches_eager_values_and_gradients(strategy, monkeypatch):
 
 
 def test_jit_with_direct_loops_matches_eager(monkeypatch):
-    monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", "direct")
+    monkeypatch.setattr(conv_kernels.strategy, "FORCE_STRATEGY", "direct")
     operands = [random_operands(config) for config in JIT_CONFIGS]
 
     def forward(operands):
@@ -341,7 +341,7 @@ def test_jit_with_direct_loops_matches_eager(monkeypatch):
 def test_jit_of_channels_last_convolutions_matches_eager(monkeypatch):
     """The channels-last copy loops: whole (kernel column, features) runs, and per-cell runs
     when the kernel is dilated along its last axis."""
-    monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", "im2col")
+    monkeypatch.setattr(conv_kernels.strategy, "FORCE_STRATEGY", "im2col")
     x = RNG.standard_normal((2, 6, 7, 5)).astype(np.float32)
     w = RNG.standard_normal((3, 3, 5, 4)).astype(np.float32)
     layouts = ("NHWC", "HWIO", "NHWC")
@@ -362,7 +362,7 @@ def test_jit_of_channels_last_convolutions_matches_eager(monkeypatch):
 
 def test_jit_of_a_channels_last_input_gradient_matches_eager(monkeypatch):
     """gemm_gather into a channels-last output: the table is (positions, kernel x features)."""
-    monkeypatch.setattr(conv_kernels, "FORCE_STRATEGY", "gemm_gather")
+    monkeypatch.setattr(conv_kernels.strategy, "FORCE_STRATEGY", "gemm_gather")
     x = RNG.standard_normal((2, 6, 7, 5)).astype(np.float32)
     w = RNG.standard_normal((3, 2, 5, 4)).astype(np.float32)
 
@@ -516,6 +516,118 @@ def test_pooling_under_jit_matches_eager_including_forward_mode():
     np.testing.assert_allclose(np.asarray(jtangent), np.asarray(tangent), rtol=1e-6)
     for got, want in zip(jgrads, grads):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+
+
+# --- non-overlapping windows (tiles): the compiled fast path --------------------------------
+
+# (shape, window == strides): NCHW 2x2 (the flagship's pools), NHWC, 3-D, global pooling over
+# the last two axes, a window on the leading axis, and a rank-7 operand.
+TILE_CONFIGS = [
+    ((3, 4, 6, 8), (1, 1, 2, 2)),
+    ((2, 6, 4, 5), (1, 3, 2, 1)),
+    ((2, 3, 4, 4, 6), (1, 1, 2, 2, 3)),
+    ((3, 2, 4, 5), (1, 1, 4, 5)),
+    ((4, 6), (2, 3)),
+    ((2, 1, 2, 2, 4, 2, 3), (1, 1, 1, 2, 2, 1, 3)),
+]
+
+
+def reference_tile_select(x, values, window, gather):
+    """Per tile, the first maximum of x in window order (a NaN wins); then the tangent there
+    (gather) or the cotangent added there (scatter)."""
+    out_shape = tuple(n // w for n, w in zip(x.shape, window))
+    out = np.zeros(out_shape if gather else x.shape)
+    for o in itertools.product(*map(range, out_shape)):
+        cells = [tuple(oa * w + ka for oa, w, ka in zip(o, window, k))
+                 for k in itertools.product(*map(range, window))]
+        first = cells[0]
+        for cell in cells[1:]:
+            if x[cell] > x[first] or (np.isnan(x[cell]) and not np.isnan(x[first])):
+                first = cell
+        if gather:
+            out[o] = values[first]
+        else:
+            out[first] += values[o]
+    return out
+
+
+def tied_values(shape):
+    """Few distinct values (many ties within a window) and a NaN."""
+    x = RNG.integers(0, 3, shape).astype(np.float32)
+    x.reshape(-1)[5] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("shape, window", TILE_CONFIGS)
+def test_tiled_pooling_under_jit_matches_direct_loops(shape, window):
+    x = distinct_values(shape)
+    no_pad = ((0, 0),) * len(shape)
+
+    def f(x):
+        return (reduce_window(x, -np.inf, lax.max, window, window, "VALID"),
+                reduce_window(x, 0.0, lax.add, window, window, "VALID"))
+
+    text = fnbrrr.jit(f).lower(x).as_text()
+    if len(shape) <= 6:
+        assert "# tile_reduce" in text and "# window_fold" not in text, text
+    got_max, got_sum = fnbrrr.jit(f)(x)
+    ones = (1,) * len(shape)
+    np.testing.assert_allclose(np.asarray(got_max),
+                               reference_window(x, "max", window, window, no_pad, ones, ones))
+    np.testing.assert_allclose(np.asarray(got_sum),
+                               reference_window(x, "sum", window, window, no_pad, ones, ones),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, window", TILE_CONFIGS)
+def test_tiled_max_pool_derivatives_under_jit_go_to_the_first_maximum(shape, window):
+    """select_and_scatter_add (VJP) and select_and_gather_add (JVP) of tiled max pooling, with
+    ties and a NaN, against direct loops."""
+    x = tied_values(shape)
+    out_shape = tuple(n // w for n, w in zip(shape, window))
+    ct = RNG.standard_normal(out_shape).astype(np.float32)
+    t = RNG.standard_normal(shape).astype(np.float32)
+
+    def pool(a):
+        return reduce_window(a, -np.inf, lax.max, window, window, "VALID")
+
+    def derivatives(x, ct, t):
+        return fnbrrr.vjp(pool, x)[1](ct)[0], fnbrrr.jvp(pool, (x,), (t,))[1]
+
+    text = fnbrrr.jit(derivatives).lower(x, ct, t).as_text()
+    if len(shape) <= 6:
+        assert text.count("# tile_select") == 2, text
+    grad, tangent = fnbrrr.jit(derivatives)(x, ct, t)
+    np.testing.assert_allclose(np.asarray(grad), reference_tile_select(x, ct, window, False),
+                               rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(tangent), reference_tile_select(x, t, window, True),
+                               rtol=1e-6)
+
+
+def test_jitted_tiled_max_pool_gradients_match_finite_differences(x64):
+    x = distinct_values((2, 3, 4, 6), np.float64)
+
+    def f(a):
+        return reduce_window(a, -np.inf, lax.max, (1, 1, 2, 3), (1, 1, 2, 3), "VALID") ** 2
+
+    check_grads(fnbrrr.jit(f), (x,), order=1)
+
+
+def test_windows_that_do_not_tile_use_the_general_helper():
+    x = distinct_values((2, 3, 6, 6))
+
+    def f(x):
+        overlap = reduce_window(x, -np.inf, lax.max, (1, 1, 3, 3), (1, 1, 2, 2), "VALID")
+        padded = reduce_window(x[:, :, :5], -np.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2),
+                               "SAME")
+        ragged = reduce_window(x[:, :, :5], -np.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2),
+                               "VALID")
+        return overlap, padded, ragged
+
+    text = fnbrrr.jit(f).lower(x).as_text()
+    assert "# tile_reduce" not in text and text.count("# window_fold") == 3, text
+    for got, want in zip(fnbrrr.jit(f)(x), f(x)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,466 @@
+"""Windowed reductions (`window_sum`, `window_max`) and max pooling's derivatives
+(`select_and_gather_add`, `select_and_scatter_add`).
+
+Two families of compiled helpers:
+
+* **tiles**: windows that tile the operand (window == stride, no padding, no dilation, every
+  size divisible), the usual pooling layers. The operand is read as alternating output and
+  window axes, (O0, W0, O1, W1, O2, W2, O3, W3) after merging neighbours and padding with
+  size-1 axes, and each row of O3 outputs is folded from whole runs of the input, with no
+  bounds checks. The derivatives are a per-window arg-max: no two windows share a cell.
+* **windows**: anything else of rank <= 6 (padding, dilations, overlapping windows), one window
+  at a time with a bounds check per cell. Operands of higher rank get generated loops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numba
+import numpy as np
+from numba.np.unsafe.ndarray import to_fixed_tuple
+
+from fnbrrr.core import ShapedArray
+from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helper_call
+from fnbrrr.jit.conv_kernels.loops import (
+    HELPER,
+    INLINE,
+    add_run,
+    fill_run,
+    flat,
+    inside,
+    u,
+    undilate,
+)
+from fnbrrr.jit.conv_kernels.source import INDENT, Code, affine, contiguous_strides, dilated
+from fnbrrr.jit.lowering import Kernel, literal
+
+WINDOW_RANK = 6  # window helpers take operands of rank <= 6, padded with leading size-1 axes
+TILE_AXES = 4  # tile helpers take (O0, W0, ..., O3, W3)
+
+# ================================================================================================
+# Tiles: non-overlapping windows
+# ================================================================================================
+
+# Per tile axis t: the output extent n_t, the window extent w_t, the operand stride of one
+# output step a_t and of one window step b_t. The output is C-contiguous over (n0..n3).
+TileGeo = namedtuple("TileGeo", ("n0", "n1", "n2", "n3", "w0", "w1", "w2", "w3",
+                                 "a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"))
+TILE_SIZE = len(TileGeo._fields)
+
+
+@numba.njit(**INLINE)
+def _max_into(dst, d, src, s, s_step, n):
+    """dst[d + v] = max(dst[d + v], src[s + v*s_step]) for v < n; a NaN wins."""
+    for v in range(n):
+        a, x = dst[u(d + v)], src[u(s + v * s_step)]
+        dst[u(d + v)] = a if (a >= x or a != a) else x
+
+
+@numba.njit(**HELPER)
+def tile_reduce(operand, result, is_max, init, g):
+    """result = the sum or max of each tile of `operand`; `g` a `TileGeo`."""
+    src, dst = flat(operand), flat(result)
+    for o0 in range(g.n0):
+        for o1 in range(g.n1):
+            for o2 in range(g.n2):
+                row = ((o0 * g.n1 + o1) * g.n2 + o2) * g.n3
+                base = o0 * g.a0 + o1 * g.a1 + o2 * g.a2
+                fill_run(dst, row, 1, 0, g.n3, init)
+                for k0 in range(g.w0):
+                    for k1 in range(g.w1):
+                        for k2 in range(g.w2):
+                            for k3 in range(g.w3):
+                                s = base + k0 * g.b0 + k1 * g.b1 + k2 * g.b2 + k3 * g.b3
+                                if is_max:
+                                    _max_into(dst, row, src, s, g.a3, g.n3)
+                                else:
+                                    add_run(src, dst, s, row, g.a3, 1, g.n3)
+
+
+@numba.njit(**HELPER)
+def tile_select(values_array, operand, out_array, best, at, gather, zero, g):
+    """Per tile, the first maximum of `operand` (a NaN wins); then out[w] = values[at]
+    (`gather`: select_and_gather_add) or out = 0, out[at] = values[w] (scatter). `best` and
+    `at` are scratch rows of n3 values and indices."""
+    src, values, out = flat(operand), flat(values_array), flat(out_array)
+    if not gather:
+        out[:] = zero
+    for o0 in range(g.n0):
+        for o1 in range(g.n1):
+            for o2 in range(g.n2):
+                row = ((o0 * g.n1 + o1) * g.n2 + o2) * g.n3
+                base = o0 * g.a0 + o1 * g.a1 + o2 * g.a2
+                for v in range(g.n3):
+                    best[v] = src[u(base + v * g.a3)]
+                    at[v] = base + v * g.a3
+                for k0 in range(g.w0):
+                    for k1 in range(g.w1):
+                        for k2 in range(g.w2):
+                            for k3 in range(g.w3):
+                                s = base + k0 * g.b0 + k1 * g.b1 + k2 * g.b2 + k3 * g.b3
+                                for v in range(g.n3):
+                                    c = s + v * g.a3
+                                    x, b = src[u(c)], best[v]
+                                    take = x > b or (x != x and b == b)
+                                    best[v] = x if take else b
+                                    at[v] = c if take else at[v]
+                for v in range(g.n3):
+                    if gather:
+                        out[u(row + v)] = values[u(at[v])]
+                    else:
+                        out[u(at[v])] = values[u(row + v)]
+
+
+@c_helper("tile_reduce", "iiiiiTi")
+def c_tile_reduce(src, n_src, dst, n_dst, is_max, init, geo):
+    g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
+    tile_reduce(array_at(src, n_src, init), array_at(dst, n_dst, init), is_max != 0, init, g)
+
+
+@c_helper("tile_select", "iiiiiiiiiiiTi")
+def c_tile_select(values, n_values, operand, n_operand, out, n_out, best, n_best, at, n_at,
+                  gather, zero, geo):
+    g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
+    tile_select(array_at(values, n_values, zero), array_at(operand, n_operand, zero),
+                array_at(out, n_out, zero), array_at(best, n_best, zero),
+                array_at(at, n_at, n_at), gather != 0, zero, g)
+
+
+def tile_geometry(shape, params: dict) -> TileGeo | None:
+    """The `TileGeo` of windows that tile an operand of `shape`, or None if they do not.
+
+    Args:
+      shape: the operand's shape.
+      params: the windowed primitive's params.
+
+    Returns:
+      None unless window == stride on every axis, with no padding or dilation and sizes
+      divisible by the windows, and the operand fits the (O, W) x 4 pattern.
+
+    Example:
+        >>> params = dict(window_dimensions=(1, 1, 2, 2), window_strides=(1, 1, 2, 2),
+        ...               padding=((0, 0),) * 4, base_dilation=(1,) * 4,
+        ...               window_dilation=(1,) * 4)
+        >>> tile_geometry((8, 16, 28, 28), params)[:8]
+        (1, 1, 1792, 14, 1, 1, 2, 2)
+    """
+    window, strides = params["window_dimensions"], params["window_strides"]
+    if (tuple(window) != tuple(strides) or any(lo or hi for lo, hi in params["padding"])
+            or set(params["base_dilation"]) | set(params["window_dilation"]) != {1}
+            or any(n % w for n, w in zip(shape, window))):
+        return None
+    axes = []  # (kind, extent, stride): "o" output steps, "w" window steps
+    for n, w, stride in zip(shape, window, contiguous_strides(shape)):
+        axes += [("o", n // w, stride * w), ("w", w, stride)]
+    merged = []
+    for kind, n, stride in (a for a in axes if a[1] != 1):
+        if merged and merged[-1][0] == kind and merged[-1][2] == n * stride:
+            merged[-1] = (kind, merged[-1][1] * n, stride)
+        else:
+            merged.append((kind, n, stride))
+    if not merged or merged[0][0] == "w":
+        merged.insert(0, ("o", 1, 0))
+    if merged[-1][0] == "o":
+        merged.append(("w", 1, 0))
+    kinds = [kind for kind, _, _ in merged]
+    if len(merged) > 2 * TILE_AXES or kinds != ["o", "w"] * (len(merged) // 2):
+        return None
+    merged = [("o", 1, 0), ("w", 1, 0)] * (TILE_AXES - len(merged) // 2) + merged
+    outs, wins = merged[0::2], merged[1::2]
+    return TileGeo(*(n for _, n, _ in outs), *(n for _, n, _ in wins),
+                   *(s for _, _, s in outs), *(s for _, _, s in wins))
+
+
+# ================================================================================================
+# Windows: the general case (padding, dilation, overlap), rank <= 6
+# ================================================================================================
+
+# Per axis (rank 6, grouped by field): output extent, window size, stride, window dilation,
+# low padding, dilated operand size, operand dilation, operand stride.
+WindowGeo = namedtuple("WindowGeo", tuple(
+    f"{field}{axis}" for field in ("n", "w", "st", "wd", "lo", "L", "bd", "s")
+    for axis in range(WINDOW_RANK)))
+WINDOW_SIZE = len(WindowGeo._fields)
+
+# What `window_fold` computes per window.
+FOLD_SUM, FOLD_MAX, FOLD_ARGMAX = 0, 1, 2
+
+
+@numba.njit(**INLINE)
+def _window_cell(o, k, stride, wdil, lo, limit, bdil):
+    """The operand index of window cell k of output o along one axis, or -1 (padding)."""
+    p = o * stride + k * wdil - lo
+    if inside(p, limit, bdil):
+        return undilate(p, bdil)
+    return -1
+
+
+@numba.njit(**INLINE)
+def _fold_cell(acc, at, v, index, mode):
+    """One cell of a window fold: the running sum, max (a NaN wins) or first arg-max."""
+    if mode == FOLD_SUM:
+        return acc + v, at
+    if mode == FOLD_MAX:
+        return (acc if (acc >= v or acc != acc) else v), at
+    if at < 0 or v > acc or (v != v and acc == acc):
+        return v, index
+    return acc, at
+
+
+@numba.njit(**INLINE)
+def _fold_window(src, g, o0, o1, o2, o3, o4, o5, mode, init):
+    """(value, flat index of the arg-max or -1) of one window; padding cells are skipped."""
+    acc, at = init, -1
+    for k0 in range(g.w0):
+        x0 = _window_cell(o0, k0, g.st0, g.wd0, g.lo0, g.L0, g.bd0)
+        if x0 < 0:
+            continue
+        for k1 in range(g.w1):
+            x1 = _window_cell(o1, k1, g.st1, g.wd1, g.lo1, g.L1, g.bd1)
+            if x1 < 0:
+                continue
+            for k2 in range(g.w2):
+                x2 = _window_cell(o2, k2, g.st2, g.wd2, g.lo2, g.L2, g.bd2)
+                if x2 < 0:
+                    continue
+                a2 = x0 * g.s0 + x1 * g.s1 + x2 * g.s2
+                for k3 in range(g.w3):
+                    x3 = _window_cell(o3, k3, g.st3, g.wd3, g.lo3, g.L3, g.bd3)
+                    if x3 < 0:
+                        continue
+                    for k4 in range(g.w4):
+                        x4 = _window_cell(o4, k4, g.st4, g.wd4, g.lo4, g.L4, g.bd4)
+                        if x4 < 0:
+                            continue
+                        a4 = a2 + x3 * g.s3 + x4 * g.s4
+                        for k5 in range(g.w5):
+                            x5 = _window_cell(o5, k5, g.st5, g.wd5, g.lo5, g.L5, g.bd5)
+                            if x5 >= 0:
+                                index = a4 + x5 * g.s5
+                                acc, at = _fold_cell(acc, at, src[u(index)], index, mode)
+    return acc, at
+
+
+@numba.njit(**HELPER)
+def window_fold(operand, result, where, mode, init, g):
+    """Per window (C order), its sum or max into `result`, or (FOLD_ARGMAX) the flat index of
+    its first maximum into `where` (-1: all padding); `g` a `WindowGeo`."""
+    src = flat(operand)
+    out = 0
+    for o0 in range(g.n0):
+        for o1 in range(g.n1):
+            for o2 in range(g.n2):
+                for o3 in range(g.n3):
+                    for o4 in range(g.n4):
+                        for o5 in range(g.n5):
+                            acc, at = _fold_window(src, g, o0, o1, o2, o3, o4, o5, mode, init)
+                            if mode == FOLD_ARGMAX:
+                                where[out] = at
+                            else:
+                                result[out] = acc
+                            out += 1
+
+
+@numba.njit(**HELPER)
+def select_where(values_array, where, out_array, gather, zero):
+    """gather: out[w] = values[where[w]] (zero where none); scatter: out = 0, then
+    out[where[w]] += values[w]."""
+    values, out = flat(values_array), flat(out_array)
+    if gather:
+        for w in range(where.size):
+            out[w] = values[where[w]] if where[w] >= 0 else zero
+        return
+    out[:] = zero
+    for w in range(where.size):
+        if where[w] >= 0:
+            out[where[w]] += values[w]
+
+
+@c_helper("window_fold", "iiiiiiiTi")
+def c_window_fold(src, n_src, dst, n_dst, where, n_where, mode, init, geo):
+    g = WindowGeo(*to_fixed_tuple(array_at(geo, WINDOW_SIZE, geo), WINDOW_SIZE))
+    window_fold(array_at(src, n_src, init), array_at(dst, n_dst, init),
+                array_at(where, n_where, where), mode, init, g)
+
+
+@c_helper("select", "iiiiiiiTi")
+def c_select(gather, values, n_values, where, n_where, out, n_out, zero, geo):
+    select_where(array_at(values, n_values, zero), array_at(where, n_where, where),
+                 array_at(out, n_out, zero), gather != 0, zero)
+
+
+def window_geometry(params: dict, operand_shape, windows_shape) -> WindowGeo | None:
+    """The `WindowGeo` (rank padded to 6), or None when the rank is larger."""
+    ndim = len(operand_shape)
+    if ndim > WINDOW_RANK:
+        return None
+    lead = WINDOW_RANK - ndim
+
+    def padded(values, fill):
+        return [fill] * lead + list(values)
+
+    sizes = [dilated(n, d) for n, d in zip(operand_shape, params["base_dilation"])]
+    return WindowGeo(*padded(windows_shape, 1), *padded(params["window_dimensions"], 1),
+                     *padded(params["window_strides"], 1), *padded(params["window_dilation"], 1),
+                     *padded((lo for lo, _ in params["padding"]), 0), *padded(sizes, 1),
+                     *padded(params["base_dilation"], 1),
+                     *padded(contiguous_strides(operand_shape), 0))
+
+
+# ================================================================================================
+# Emitters
+# ================================================================================================
+
+
+def _lowest(dtype) -> str:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return literal(-np.inf, dtype)
+    return literal(np.iinfo(dtype).min, dtype)
+
+
+def _emit_reduce_window(kind: str):
+    def emit(ctx, eqn, ins, outs):
+        operand_aval, out_aval = eqn.inputs[0].aval, eqn.outvars[0].aval
+        if out_aval.size == 0:
+            return ["pass"]
+        init = literal(0, out_aval.dtype) if kind == "sum" else _lowest(out_aval.dtype)
+        if operand_aval.size == 0:
+            return [f"{outs[0]}.fill({init})"]
+        code = Code()
+        tiles = tile_geometry(operand_aval.shape, eqn.params)
+        geo = window_geometry(eqn.params, operand_aval.shape, out_aval.shape)
+        if tiles is not None:
+            emit_helper_call(ctx, code, "tile_reduce", out_aval.dtype,
+                             [Buffer(ins[0]), Buffer(outs[0]), int(kind == "max"), init], tiles)
+        elif geo is not None:
+            emit_helper_call(ctx, code, "window_fold", out_aval.dtype,
+                             [Buffer(ins[0]), Buffer(outs[0]), 0, 0,
+                              FOLD_MAX if kind == "max" else FOLD_SUM, init], geo)
+        else:
+            src, dst = ctx.fresh("flat"), ctx.fresh("flat")
+            code(f"{src} = {ins[0]}.reshape({operand_aval.size})")
+            code(f"{dst} = {outs[0]}.reshape({out_aval.size})")
+            _generated_window_loops(ctx, code, eqn, operand_aval, out_aval.shape,
+                                    _ReduceVisitor(ctx, code, kind, init, src, dst))
+        return code.lines
+
+    return emit
+
+
+def _emit_select(gather: bool):
+    """select_and_gather_add (gather) / select_and_scatter_add: find each window's first
+    maximum, then read the tangent there / add the source there."""
+
+    def emit(ctx, eqn, ins, outs):
+        values_aval, operand_aval = (a.aval for a in eqn.inputs)
+        out_aval = eqn.outvars[0].aval
+        windows_shape = out_aval.shape if gather else values_aval.shape
+        zero = literal(0, out_aval.dtype)
+        if math.prod(windows_shape) == 0 or operand_aval.size == 0:
+            return [f"{outs[0]}.fill({zero})"]
+        code = Code()
+        tiles = tile_geometry(operand_aval.shape, eqn.params)
+        if tiles is not None and operand_aval.dtype == out_aval.dtype:
+            best = ctx.emitter.temp(ShapedArray((tiles.n3,), out_aval.dtype))
+            at = ctx.emitter.temp(ShapedArray((tiles.n3,), np.dtype(np.int64)))
+            emit_helper_call(ctx, code, "tile_select", out_aval.dtype,
+                             [Buffer(ins[0]), Buffer(ins[1]), Buffer(outs[0]), Buffer(best),
+                              Buffer(at), int(gather), zero], tiles)
+            return code.lines
+        where = ctx.emitter.temp(ShapedArray((math.prod(windows_shape),), np.dtype(np.int64)))
+        geo = window_geometry(eqn.params, operand_aval.shape, windows_shape)
+        if geo is None:
+            operand = ctx.fresh("flat")
+            code(f"{operand} = {ins[1]}.reshape({operand_aval.size})")
+            _generated_window_loops(ctx, code, eqn, operand_aval, windows_shape,
+                                    _ArgmaxVisitor(ctx, code, operand, where))
+        else:
+            emit_helper_call(ctx, code, "window_fold", operand_aval.dtype,
+                             [Buffer(ins[1]), 0, 0, Buffer(where), FOLD_ARGMAX,
+                              literal(0, operand_aval.dtype)], geo)
+        emit_helper_call(ctx, code, "select", out_aval.dtype,
+                         [int(gather), Buffer(ins[0]), Buffer(where), Buffer(outs[0]), zero])
+        return code.lines
+
+    return emit
+
+
+# --- generated loops for operands of rank > 6 ----------------------------------------------------
+
+def _generated_window_loops(ctx, code: Code, eqn, operand_aval, out_shape, visit) -> None:
+    """Loops over output positions and their windows; `visit` writes the body."""
+    p = eqn.params
+    out_index = [ctx.fresh("w") for _ in out_shape]
+    depth = code.depth
+    for index, n in zip(out_index, out_shape):
+        code(f"for {index} in range({n}):")
+        code.depth += 1
+    visit.start()
+    body = code.depth
+    terms = []
+    for d, stride in enumerate(contiguous_strides(operand_aval.shape)):
+        k, pos = ctx.fresh("k"), ctx.fresh("p")
+        code(f"for {k} in range({p['window_dimensions'][d]}):")
+        code.depth += 1
+        moved = affine((out_index[d], p["window_strides"][d]), (k, p["window_dilation"][d]))
+        code(f"{pos} = {moved} - {p['padding'][d][0]}")
+        size, bd = dilated(operand_aval.shape[d], p["base_dilation"][d]), p["base_dilation"][d]
+        code(f"if 0 <= {pos} < {size} and {pos} % {bd} == 0:")
+        code.depth += 1
+        terms.append((f"({pos} // {bd})", stride))
+    visit.cell(affine(*terms))
+    code.depth = body
+    visit.finish(affine(*zip(out_index, contiguous_strides(out_shape))))
+    code.depth = depth
+
+
+class _ReduceVisitor:
+    def __init__(self, ctx, code, kind, init, src, dst):
+        self.code, self.kind, self.init, self.src, self.dst = code, kind, init, src, dst
+        self.acc = ctx.fresh("acc")
+
+    def start(self):
+        self.code(f"{self.acc} = {self.init}")
+
+    def cell(self, flat):
+        acc, x = self.acc, f"{self.src}[{flat}]"
+        if self.kind == "sum":
+            self.code(f"{acc} = {acc} + {x}")
+        else:
+            self.code(f"{acc} = {acc} if ({acc} >= {x} or {acc} != {acc}) else {x}")
+
+    def finish(self, window):
+        self.code(f"{self.dst}[{window}] = {self.acc}")
+
+
+class _ArgmaxVisitor:
+    def __init__(self, ctx, code, operand, where):
+        self.ctx, self.code, self.operand, self.where = ctx, code, operand, where
+        self.best, self.at = ctx.fresh("best"), ctx.fresh("at")
+
+    def start(self):
+        self.code(f"{self.best} = {self.operand}[0]")
+        self.code(f"{self.at} = -1")
+
+    def cell(self, flat):
+        v = self.ctx.fresh("v")
+        self.code(f"{v} = {self.operand}[{flat}]")
+        self.code(f"if {self.at} < 0 or {v} > {self.best} or ({v} != {v} and "
+                  f"{self.best} == {self.best}):")
+        self.code(f"{INDENT}{self.best} = {v}")
+        self.code(f"{INDENT}{self.at} = {flat}")
+
+    def finish(self, window):
+        self.code(f"{self.where}[{window}] = {self.at}")
+
+
+
+POOLING_KERNELS = {
+    "window_sum": Kernel(_emit_reduce_window("sum")),
+    "window_max": Kernel(_emit_reduce_window("max")),
+    "select_and_gather_add": Kernel(_emit_select(gather=True)),
+    "select_and_scatter_add": Kernel(_emit_select(gather=False)),
+}

@@ -207,10 +207,6 @@ def test_index_errors():
         x[[0, 1]]
     with pytest.raises(IndexError, match="too many indices"):
         x[0, 0, 0]
-    with pytest.raises(IndexError, match="out of bounds"):
-        x[2]
-    with pytest.raises(IndexError, match="out of bounds"):
-        x[0, -4]
     with pytest.raises(IndexError, match="single ellipsis"):
         x[..., ...]
     with pytest.raises(IndexError, match="integer or boolean"):
@@ -363,3 +359,33 @@ def test_jit_of_indexing_matches_eager():
         eager = f(x, i)
         staged_out = jit(f)(x, i)
         np.testing.assert_allclose(np.asarray(staged_out), np.asarray(eager), rtol=1e-6)
+
+
+def test_out_of_range_static_ints_clamp_on_read_and_drop_on_update():
+    # JAX's behaviour (NumPy raises): reads clamp to the nearest row, updates are dropped.
+    xn = arange_array((3, 4))
+    x = jnp.asarray(xn)
+    assert_same(x[3], xn[2])
+    assert_same(x[-7], xn[0])
+    assert_same(x[1, 9], xn[1, 3])
+    assert_same(x.at[3].set(-1.0), xn)
+    assert_same(x.at[1, -9].add(5.0), xn)
+    assert_same(x.at[1:, 5].set(2.0), xn)
+    assert_same(staged(lambda a: a.at[7].set(0.0), xn), xn)
+    with pytest.raises(IndexError, match="out of bounds"):
+        jnp.zeros((0, 2))[0]
+
+
+def test_wrong_index_types_raise_type_error_and_index_error():
+    x = jnp.arange(6.0)
+    for bad in (1.0, np.array([1.0]), "a"):
+        with pytest.raises(TypeError):
+            x[bad]
+        with pytest.raises(IndexError):
+            x[bad]
+
+
+def test_true_as_index_adds_a_unit_axis():
+    xn = arange_array((2, 3))
+    assert_same(jnp.asarray(xn)[True], xn[True])
+    assert_same(jnp.asarray(xn)[1, True], xn[1, True])

@@ -12,9 +12,10 @@ An index is first *parsed* into a plan (static work only: NumPy's rules, shapes,
   otherwise they go first.
 
 Out-of-range entries of index arrays are clamped by gather (after negative indices are
-normalised), as in JAX; out-of-range static ints raise IndexError, as in NumPy. Updates use the
-same plan in reverse: unit-step basic indices become a `dynamic_update_slice`, everything else
-one scatter whose out-of-range updates are dropped.
+normalised), as in JAX; so are out-of-range static ints (`x[5]` on 3 rows is `x[2]`, JAX's
+behaviour, where NumPy raises). Updates use the same plan in reverse: unit-step basic indices
+become a `dynamic_update_slice`, everything else one scatter whose out-of-range updates are
+dropped (an out-of-range static int drops the whole update, as in JAX).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ from fnbrrr.numpy._promotion import (
 
 class NonConcreteBooleanIndexError(IndexError):
     """A boolean mask index whose values are not known (under jit/vmap)."""
+
+
+class InvalidIndexerError(IndexError, TypeError):
+    """An index of the wrong type (a float, a string): JAX raises TypeError, NumPy IndexError."""
 
 
 def const_indices(value: np.ndarray) -> ArrayImpl:
@@ -70,6 +75,7 @@ class _Plan(NamedTuple):
     adjacent: bool  # the advanced indices are next to each other in the index tuple
     bshape: tuple  # broadcast shape of the advanced indices
     out_shape: tuple  # shape of x[idx]
+    out_of_bounds: bool = False  # a static int was out of range (clamped; updates are dropped)
 
 
 def _index_error_for_list() -> TypeError:
@@ -101,7 +107,7 @@ def _classify_array(item, pos: int):
                     f"outside jit/vmap. ({e})"
                 ) from None
         if dt.kind not in "iu":
-            raise IndexError(
+            raise InvalidIndexerError(
                 f"Indexer must have integer or boolean type, got a traced {item.aval.str_short()}"
             )
         return "array", item
@@ -116,7 +122,7 @@ def _classify_array(item, pos: int):
     if value.dtype == BOOL:
         return "mask", value
     if value.dtype.kind not in "iu":
-        raise IndexError(
+        raise InvalidIndexerError(
             f"Indexer must have integer or boolean type, got an array of dtype {value.dtype} at "
             f"index position {pos}"
         )
@@ -154,9 +160,9 @@ def parse_index(shape: tuple, idx) -> _Plan:
             items.append((_SLICE, it, pos))
             consumed += 1
         elif isinstance(it, (bool, np.bool_)):
-            raise IndexError(
-                "boolean scalar indices (x[True]) are not supported; use x[None] to add an axis"
-            )
+            if not it:
+                raise IndexError("x[False] (an empty new axis) is not supported")
+            items.append((_NONE, None, pos))  # x[True] adds a unit axis, as in NumPy and JAX
         elif isinstance(it, (int, np.integer)):
             items.append((_INT, operator.index(it), pos))
             consumed += 1
@@ -167,7 +173,7 @@ def parse_index(shape: tuple, idx) -> _Plan:
             items.append((kind, value, pos))
             consumed += value.ndim if kind == "mask" else 1
         else:
-            raise IndexError(
+            raise InvalidIndexerError(
                 f"only integers, slices (`:`), ellipsis (`...`), None (`jnp.newaxis`) and "
                 f"integer or boolean arrays are valid indices; got {type(it).__name__} {it!r}"
             )
@@ -184,6 +190,7 @@ def parse_index(shape: tuple, idx) -> _Plan:
     # Second pass: walk the operand's axes.
     entries: list[_Entry] = []
     dim = 0
+    out_of_bounds = False
     for kind, value, pos in items:
         if kind == _NONE:
             entries.append(_Entry(_NONE, -1, pos))
@@ -197,8 +204,11 @@ def parse_index(shape: tuple, idx) -> _Plan:
             dim += 1
         elif kind == _INT:
             n = shape[dim]
+            if n == 0:
+                raise IndexError(f"index {value} is out of bounds for axis {dim} with size 0")
             if not -n <= value < n:
-                raise IndexError(f"index {value} is out of bounds for axis {dim} with size {n}")
+                out_of_bounds = True
+                value = builtins.min(builtins.max(value, -n), n - 1)
             entries.append(_Entry(_INT, dim, pos, value % n))
             dim += 1
         elif kind == "mask":
@@ -265,7 +275,7 @@ def parse_index(shape: tuple, idx) -> _Plan:
         elif e.kind == _ARRAY and advanced and not placed:
             out_shape.extend(bshape)
             placed = True
-    return _Plan(entries, advanced, adjacent, bshape, tuple(out_shape))
+    return _Plan(entries, advanced, adjacent, bshape, tuple(out_shape), out_of_bounds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,6 +533,8 @@ def scatter_update(x, idx, values, name: str):
     shape = x.shape
     plan = parse_index(shape, idx)
     v = _updates_for(name, x, plan, values)
+    if plan.out_of_bounds:
+        return x
     entries = plan.entries
     if x.aval.dtype == BOOL and name == "add":
         name = "add_bool"

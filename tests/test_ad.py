@@ -1,4 +1,4 @@
-"""Tests of fnbrrr/ad.py: jvp, vjp, linearize, the grad family, jacobians, composition.
+"""Tests of fnbrrr/ad/: jvp, vjp, linearize, the grad family, jacobians, composition.
 
 Derivatives are checked against closed forms or central finite differences in float64.
 Custom rules, checkpoint and stop_gradient are tested in test_custom_derivatives.py.

@@ -1,4 +1,4 @@
-"""Control flow (fnbrrr/_prims/control_flow.py): cond, switch, scan, fori_loop, while_loop, map.
+"""Control flow (fnbrrr/_prims/control_flow/): cond, switch, scan, fori_loop, while_loop, map.
 
 Each construct is checked eagerly against a plain Python loop / if, under jit, under grad (against
 the gradient of the equivalent unrolled Python program and against finite differences), under

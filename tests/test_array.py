@@ -326,3 +326,12 @@ def test_jit_outputs_carry_their_exact_aval():
     g = fnbrrr.jit(lambda x: x * 2)
     y = g(g(x))
     assert y.aval == fnbrrr.core.ShapedArray((2, 3), jnp.float32, False)
+
+
+def test_abs_derivative_is_one_at_zero_like_jax():
+    # JAX takes d|x|/dx at 0 from the right (1); elsewhere it is sign(x).
+    x = jnp.array([-2.0, -0.0, 0.0, 3.0])
+    want = np.array([-1.0, 1.0, 1.0, 1.0], np.float32)
+    np.testing.assert_array_equal(fnbrrr.vmap(fnbrrr.grad(jnp.abs))(x), want)
+    np.testing.assert_array_equal(fnbrrr.jvp(jnp.abs, (x,), (jnp.ones(4),))[1], want)
+    np.testing.assert_array_equal(fnbrrr.jit(fnbrrr.grad(lambda v: jnp.abs(v).sum()))(x), want)

@@ -386,7 +386,7 @@ defjvp_with_ans(rsqrt_p, lambda g, ans, x: mul(g, mul(_const(x, -0.5), div(ans, 
 defjvp_with_ans(logistic_p, lambda g, ans, x: mul(g, mul(ans, sub(_one(x), ans))))
 defjvp(erf_p, lambda g, x: mul(g, mul(_const(x, 2 / math.sqrt(math.pi)), exp(neg(mul(x, x))))))
 defjvp(square_p, lambda g, x: mul(g, mul(_const(x, 2), x)))
-defjvp(abs_p, lambda g, x: mul(g, sign(x)))
+defjvp(abs_p, lambda g, x: mul(g, _abs_derivative(x)))
 defjvp(integer_pow_p, lambda g, x, *, y: mul(g, _integer_pow_derivative(x, y)))
 defjvp(convert_element_type_p, lambda g, x, *, new_dtype, weak_type: _convert_tangent(
     g, new_dtype, weak_type))
@@ -448,7 +448,7 @@ defvjp(logistic_p, lambda ct, ans, x: mul(ct, mul(ans, sub(_one(x), ans))))
 defvjp(erf_p, lambda ct, ans, x: mul(ct, mul(_const(x, 2 / math.sqrt(math.pi)),
                                              exp(neg(mul(x, x))))))
 defvjp(square_p, lambda ct, ans, x: mul(ct, mul(_const(x, 2), x)))
-defvjp(abs_p, lambda ct, ans, x: mul(ct, sign(x)))
+defvjp(abs_p, lambda ct, ans, x: mul(ct, _abs_derivative(x)))
 defvjp(integer_pow_p, lambda ct, ans, x, *, y: mul(ct, _integer_pow_derivative(x, y)))
 defvjp(convert_element_type_p, lambda ct, ans, x, *, new_dtype, weak_type: (
     convert_element_type(ct, get_aval(x).dtype, get_aval(x).weak_type)
@@ -520,6 +520,13 @@ def _pow_dy(ans, x):
     aval = get_aval(x)
     safe_x = select_n(eq(x, _const(x, 0)), x, full(aval.shape, 1, aval.dtype))
     return mul(ans, log(safe_x))
+
+
+def _abs_derivative(x):
+    # sign(x), but 1 at x == 0 (JAX's convention: the derivative of |x| at 0 is taken from the right).
+    aval = get_aval(x)
+    return select_n(ge(x, _const(x, 0)), full(aval.shape, -1, aval.dtype),
+                    full(aval.shape, 1, aval.dtype))
 
 
 def _integer_pow_derivative(x, y):

@@ -523,7 +523,7 @@ def _pow_dy(ans, x):
 
 
 def _abs_derivative(x):
-    # sign(x), but 1 at x == 0 (JAX's convention: the derivative of |x| at 0 is taken from the right).
+    # sign(x), but 1 at x == 0: JAX's convention (the derivative of |x| at 0 from the right).
     aval = get_aval(x)
     return select_n(ge(x, _const(x, 0)), full(aval.shape, -1, aval.dtype),
                     full(aval.shape, 1, aval.dtype))

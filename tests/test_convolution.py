@@ -1,5 +1,5 @@
-"""Tests for `fnbrrr/_prims/convolution.py` (conv_general_dilated, windowed reductions, pooling)
-and their Numba lowerings in the package `fnbrrr/jit/conv_kernels/`.
+"""Tests for `fnbrrr/_prims/convolution.py` (conv_general_dilated), `fnbrrr/_prims/pooling.py`
+(windowed reductions, pooling) and their Numba lowerings in `fnbrrr/jit/conv_kernels/`.
 
 Forward values are checked against direct NumPy loops written independently of the impls;
 derivatives against finite differences (float64); vmap against per-example loops; jit against
@@ -20,14 +20,12 @@ from fnbrrr import core, lax
 from fnbrrr._prims import convolution as conv_mod
 from fnbrrr._prims.convolution import (
     ConvDimensionNumbers,
-    avg_pool,
     conv_dimension_numbers,
     conv_general_dilated,
     conv_transpose,
-    max_pool,
     padtype_to_pads,
-    reduce_window,
 )
+from fnbrrr._prims.pooling import avg_pool, max_pool, reduce_window
 from fnbrrr.jit import conv_kernels
 from fnbrrr.test_util import check_grads
 

@@ -117,6 +117,9 @@ class _Emitter:
         self.split = False
         self.steps: list[StepInfo] = []
         self.view_lines: list[tuple[int, str]] = []  # (line index, reshape-view definition)
+        # array name -> a 1-d view of it emitted at this emitter's top level (valid from there
+        # on; a child emitter, whose lines may sit in a loop or branch, keeps its own)
+        self.flat_names: dict[str, str] = {}
 
     # --- arguments and buffers ---------------------------------------------------------------
 
@@ -227,9 +230,8 @@ class _Emitter:
             if type(atom) is Var and atom in self.plan.remaps:
                 self._materialize_remap(atom, into=self.buffer[atom])
             elif type(atom) is Var and self._is_reshape_output(atom):
-                self.emit(f"{self.buffer[atom]}[...] = "
-                          f"{self.array(self._producer(atom).inputs[0])}.reshape("
-                          f"{atom.aval.shape!r})")
+                self._emit_flat_copy(self.array(self._producer(atom).inputs[0]),
+                                     self.buffer[atom], atom.aval.size)
         if len(self.lines) > start:
             self.steps.append(StepInfo("outputs", [], (start, len(self.lines))))
 
@@ -311,9 +313,7 @@ class _Emitter:
             for atom in dict.fromkeys(reads + stored):  # program order, never set order
                 if atom.aval.ndim and atom.aval.shape == domain and (
                         atom not in self.plan.remaps):
-                    view = self.names.fresh("f")
-                    self.emit(f"{view} = {self.array(atom)}.reshape({size})")
-                    views[atom] = view
+                    views[atom] = self.flat(self.array(atom), atom.aval.ndim, size)
             index_vars = ["i"]
             loop_dims = [size]
         else:
@@ -329,9 +329,9 @@ class _Emitter:
             if flat or is_suffix:
                 suffix_depth[id(e)] = 0 if flat else n - len(axes)
             else:
-                out = self.buffer[e.outvars[0]]
-                identity = e.primitive.lower.identity(e.outvars[0].aval.dtype)
-                self.emit(f"{out}.fill({identity}){self._comment(e)}")
+                out = e.outvars[0]
+                identity = e.primitive.lower.identity(out.aval.dtype)
+                self._emit_fill(self.buffer[out], out.aval, identity, self._comment(e))
         accumulators = {key: self.names.fresh("acc") for key in suffix_depth}
         by_id = {id(e): e for e in reductions}
 
@@ -356,6 +356,35 @@ class _Emitter:
                     self.emit(f"{target} = {accumulators[key]}", depth + 1)
 
         body(0)
+
+    def flat(self, array: str, ndim: int, size: int) -> str:
+        """A 1-d name for the C-contiguous `array` of `ndim` dimensions and `size` elements
+        (the array itself when it is 1-d; else a view, cheaper to compile than `reshape`)."""
+        if ndim == 1:
+            return array
+        view = self.flat_names.get(array)
+        if view is None:
+            self.helpers_used.add("_view")
+            view = self.flat_names[array] = self.names.fresh("f")
+            self.emit(f"{view} = _view({array}, 0, {size})")
+        return view
+
+    def _emit_fill(self, array: str, aval, value: str, comment: str = "") -> None:
+        """`array[...] = value` as a loop (Numba's `fill` compiles a function of its own)."""
+        flat = self.flat(array, aval.ndim, aval.size)
+        if aval.ndim == 0:
+            self.emit(f"{flat}[0] = {value}{comment}")
+            return
+        index = self.names.fresh("j")
+        self.emit(f"for {index} in range({aval.size}):{comment}")
+        self.emit(f"{flat}[{index}] = {value}", 2)
+
+    def _emit_flat_copy(self, source: str, target: str, size: int) -> None:
+        """Copy `size` elements between C-contiguous arrays of any shapes."""
+        source, target = self.flat(source, -1, size), self.flat(target, -1, size)
+        index = self.names.fresh("j")
+        self.emit(f"for {index} in range({size}):")
+        self.emit(f"{target}[{index}] = {source}[{index}]", 2)
 
     def _can_flatten(self, group: LoopGroup, reads: list) -> bool:
         domain = group.domain
@@ -418,7 +447,7 @@ class _Emitter:
         for fn in mathlib.SCALAR_MATH.values():
             if fn.__name__ + "(" in expr:
                 self.math_used.add(fn.__name__)
-        for helper in ("_int_div", "_int_rem", "_threefry2x32"):
+        for helper in ("_int_div", "_int_rem", "_threefry2x32", "_view"):
             if helper + "(" in expr:
                 self.helpers_used.add(helper)
 
@@ -448,8 +477,14 @@ class _Emitter:
             if out in self.buffer:  # a program output: copied at the end
                 return
             self.buffer[out] = self.names.fresh("r")
-            self.emit(f"{self.buffer[out]} = {self.array(eqn.inputs[0])}.reshape("
-                      f"{out.aval.shape!r}){self._comment(eqn)}")
+            source = self.array(eqn.inputs[0])
+            self.helpers_used.add("_view")
+            self.emit(f"{self.buffer[out]} = _view({source}, 0, {out.aval.shape!r})"
+                      f"{self._comment(eqn)}")
+            if eqn.inputs[0].aval.ndim == 1:
+                self.flat_names[self.buffer[out]] = source
+            elif source in self.flat_names:
+                self.flat_names[self.buffer[out]] = self.flat_names[source]
             self.view_lines.append((len(self.lines) - 1, self.lines[-1]))
             return
         ins = [self.array(a) for a in eqn.inputs]

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 from fnbrrr._prims import bits
 from fnbrrr.jit.blas import CBLAS_NO_TRANS, CBLAS_TRANS, blas_available
@@ -31,6 +36,39 @@ def _int_rem(x, y):
     if y == 0:
         return x - x
     return x - _int_div(x, y) * y
+
+
+@intrinsic
+def _view(typingctx, array, offset, shape):
+    """A C-contiguous view of `array`'s memory from element `offset`, of `shape` (an int or a
+    tuple of ints), sharing its owner. The caller guarantees the view fits in the array.
+
+    Cheaper to compile than `array.reshape(shape)`, which Numba lowers with a size check and
+    an exception path at every call site (about 20 ms of compile time each). Example:
+    `flat = _view(x, 0, 6)` for a C-contiguous x of shape (2, 3).
+    """
+    ndim = len(shape) if isinstance(shape, types.BaseTuple) else 1
+    signature = types.Array(array.dtype, ndim, "C")(array, offset, shape)
+
+    def codegen(context, builder, sig, args):
+        source = make_array(sig.args[0])(context, builder, args[0])
+        result = make_array(sig.return_type)(context, builder)
+        if isinstance(sig.args[2], types.BaseTuple):
+            dims = cgutils.unpack_tuple(builder, args[2], ndim)
+        else:
+            dims = [args[2]]
+        intp = context.get_value_type(types.intp)
+        itemsize = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        strides, stride = [], intp(itemsize)
+        for dim in reversed(dims):
+            strides.insert(0, stride)
+            stride = builder.mul(stride, dim)
+        data = builder.gep(source.data, [args[1]])
+        populate_array(result, data=data, shape=dims, strides=strides, itemsize=intp(itemsize),
+                       meminfo=source.meminfo, parent=source.parent)
+        return impl_ret_borrowed(context, builder, sig.return_type, result._getvalue())
+
+    return signature, codegen
 
 
 class KernelContext:

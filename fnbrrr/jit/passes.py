@@ -141,8 +141,15 @@ def _folding_does_not_expand(eqn: Eqn, vals) -> bool:
 # --- exact algebraic simplification --------------------------------------------------------------
 
 
-def _literal_value(atom):
-    return atom.val.item() if type(atom) is Literal else None
+def _literal_value(atom, producers: dict | None = None):
+    """The scalar a literal holds, or that a broadcast of a literal fills its output with."""
+    if type(atom) is Literal:
+        return atom.val.item()
+    eqn = producers.get(atom) if producers else None
+    if eqn is not None and eqn.primitive.name == "broadcast_in_dim" and (
+            type(eqn.inputs[0]) is Literal):
+        return eqn.inputs[0].val.item()
+    return None
 
 
 def _same_type(atom, like: Var) -> bool:
@@ -180,11 +187,11 @@ def _identity_input(eqn: Eqn, producers: dict):
     name = eqn.primitive.name
     ins = eqn.inputs
     if name == "mul":
-        if _literal_value(ins[1]) == 1:
+        if _literal_value(ins[1], producers) == 1:
             return ins[0]
-        if _literal_value(ins[0]) == 1:
+        if _literal_value(ins[0], producers) == 1:
             return ins[1]
-    elif name == "div" and _literal_value(ins[1]) == 1:
+    elif name == "div" and _literal_value(ins[1], producers) == 1:
         return ins[0]
     elif name == "sub" and _literal_value(ins[1]) == 0 and ins[1].aval.dtype.kind in "iu":
         return ins[0]
@@ -201,7 +208,7 @@ def _identity_input(eqn: Eqn, producers: dict):
             return ins[0]
     elif name == "transpose" and eqn.params["permutation"] == tuple(range(len(ins[0].aval.shape))):
         return ins[0]
-    elif name.startswith("reduce_") and eqn.params["axes"] == ():
+    elif name.startswith("reduce_") and eqn.params.get("axes") == ():
         return ins[0]
     elif name == "neg" and type(ins[0]) is Var:
         inner = producers.get(ins[0])

@@ -579,3 +579,19 @@ def test_flatten_speed_smoke():
     n = 2000
     per_call = min(timeit.repeat(lambda: tree_flatten(t), number=n, repeat=5)) / n
     assert per_call < 20e-6  # generous bound; the point is to catch accidental blowups
+
+
+def test_leaf_paths_align_with_leaves_for_every_node_kind():
+    from collections import OrderedDict, defaultdict, namedtuple
+
+    from fnbrrr.tree_util import leaf_paths, tree_leaves
+
+    Point = namedtuple("Point", "x y")
+    counts = defaultdict(int, {"z": 1.0, "a": 2.0})
+    tree = {"p": Point(1.0, [2.0, None, 3.0]), "o": OrderedDict(b=4.0, a=5.0), "d": counts,
+            "t": (6.0,)}
+    paths = leaf_paths(tree, "args")
+    assert len(paths) == len(tree_leaves(tree))
+    assert paths == ["args['d']['a']", "args['d']['z']", "args['o']['b']", "args['o']['a']",
+                     "args['p'].x", "args['p'].y[0]", "args['p'].y[2]", "args['t'][0]"]
+    assert leaf_paths(7.0) == [""] and leaf_paths(None) == []

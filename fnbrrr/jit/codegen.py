@@ -93,6 +93,7 @@ class _Shared:
         self.blas: set[str] = set()
         self.fallbacks: dict[str, tuple] = {}
         self.extra_consts: list = []  # constants of sub-programs (loop bodies, branches)
+        self.arenas: dict[str, BufferSpec] = {}  # dtype name -> the flat buffer of its temps
 
 
 class _Emitter:
@@ -120,6 +121,10 @@ class _Emitter:
         # array name -> a 1-d view of it emitted at this emitter's top level (valid from there
         # on; a child emitter, whose lines may sit in a loop or branch, keeps its own)
         self.flat_names: dict[str, str] = {}
+        # intermediates kept in an arena (one flat buffer per dtype): var -> (arena, offset).
+        # Few arguments compile faster (each costs ~8 ms of unboxing and LLVM), and loops
+        # index the arena directly.
+        self.slots: dict[Var, tuple[str, int]] = {}
 
     # --- arguments and buffers ---------------------------------------------------------------
 
@@ -149,8 +154,37 @@ class _Emitter:
                 output_atoms.append(("buffer", self.buffer[atom]))
         for var in sorted(self.plan.materialized, key=self._var_order):
             if var not in self.buffer and not self._is_view(var):
-                self._declare(var, "t", "temp")
+                self._slot(var)
         return output_atoms
+
+    def _slot(self, var: Var) -> tuple[str, int]:
+        """Place an intermediate in its dtype's arena, 64-byte aligned; returns (arena, offset)."""
+        dtype = var.aval.dtype
+        arena = self.shared.arenas.get(dtype.name)
+        if arena is None:
+            arena = BufferSpec(f"a_{dtype.name}", (0,), dtype, "temp")
+            self.shared.arenas[dtype.name] = arena
+            self.args.append(arena)
+        align = max(1, 64 // dtype.itemsize)
+        offset = -(-arena.shape[0] // align) * align
+        arena.shape = (offset + max(1, var.aval.size),)
+        self.slots[var] = (arena.name, offset)
+        return self.slots[var]
+
+    def element(self, var: Var, index: list[str]) -> str:
+        """`var`'s element at `index` (one expression per dimension), to read or assign."""
+        slot = self.slots.get(var)
+        if slot is not None:
+            return f"{slot[0]}[{_flat_index(slot[1], var.aval.shape, index)}]"
+        name = self.buffer[var]
+        return f"{name}[{', '.join(index)}]" if index else f"{name}[()]"
+
+    def flat_accessor(self, var: Var) -> tuple[str, int]:
+        """(1-d array, offset) through which a loop reads `var` element by element."""
+        slot = self.slots.get(var)
+        if slot is not None:
+            return slot
+        return self.flat(self.array(var), var.aval.ndim, var.aval.size), 0
 
     def _var_order(self, var: Var) -> tuple[int, int]:
         """A total order on values (equation, output position): generated source, and so the
@@ -183,7 +217,14 @@ class _Emitter:
             return f"np.asarray({literal(atom.val, atom.aval.dtype)})"
         if atom in self.plan.remaps and atom not in self.materialized_remaps:
             self._materialize_remap(atom)
-        return self.buffer[atom]
+        name = self.buffer.get(atom)
+        if name is None:  # an arena slot: a view of it, kept for the rest of this level
+            arena, offset = self.slots[atom]
+            name = self.buffer[atom] = self.names.fresh("t")
+            self.helpers_used.add("_view")
+            self.emit(f"{name} = _view({arena}, {offset}, {atom.aval.shape!r})")
+            self.view_lines.append((len(self.lines) - 1, self.lines[-1]))
+        return name
 
     def read(self, atom, index: list[str], local: dict) -> str:
         """A scalar expression for `atom` at `index` inside a loop body."""
@@ -199,6 +240,8 @@ class _Emitter:
             operand = eqn.inputs[0]
             inner = lower.index(index, operand.aval, atom.aval, eqn.params)
             return self.read(operand, inner, local)
+        if atom in self.slots:
+            return self.element(atom, index)
         name = self.buffer[atom]
         if atom.aval.ndim == 0:
             return f"{name}.item()"  # a[()] would be a 0-d array in Numba
@@ -230,8 +273,7 @@ class _Emitter:
             if type(atom) is Var and atom in self.plan.remaps:
                 self._materialize_remap(atom, into=self.buffer[atom])
             elif type(atom) is Var and self._is_reshape_output(atom):
-                self._emit_flat_copy(self.array(self._producer(atom).inputs[0]),
-                                     self.buffer[atom], atom.aval.size)
+                self._emit_flat_copy(self._producer(atom).inputs[0], atom)
         if len(self.lines) > start:
             self.steps.append(StepInfo("outputs", [], (start, len(self.lines))))
 
@@ -274,7 +316,7 @@ class _Emitter:
                 copies.append((var, out))
         for var in sorted(plan.materialized, key=child._var_order):
             if var not in child.buffer and not child._is_view(var) and var not in plan.remaps:
-                child.buffer[var] = child.temp(var.aval)
+                child._slot(var)
         child._emit_steps()
         for var, out in copies:
             if type(var) is Literal:
@@ -305,7 +347,7 @@ class _Emitter:
         for atom in dict.fromkeys(reads):
             if atom.aval.ndim == 0 and atom not in self.plan.remaps:
                 scalar = self.names.fresh("s")
-                self.emit(f"{scalar} = {self.buffer[atom]}.item()")
+                self.emit(f"{scalar} = {self.read(atom, [], {})}")
                 local[atom] = scalar
         if flat:
             views = {}
@@ -313,7 +355,7 @@ class _Emitter:
             for atom in dict.fromkeys(reads + stored):  # program order, never set order
                 if atom.aval.ndim and atom.aval.shape == domain and (
                         atom not in self.plan.remaps):
-                    views[atom] = self.flat(self.array(atom), atom.aval.ndim, size)
+                    views[atom] = self.flat_accessor(atom)
             index_vars = ["i"]
             loop_dims = [size]
         else:
@@ -331,7 +373,7 @@ class _Emitter:
             else:
                 out = e.outvars[0]
                 identity = e.primitive.lower.identity(out.aval.dtype)
-                self._emit_fill(self.buffer[out], out.aval, identity, self._comment(e))
+                self._emit_fill(out, identity, self._comment(e))
         accumulators = {key: self.names.fresh("acc") for key in suffix_depth}
         by_id = {id(e): e for e in reductions}
 
@@ -349,10 +391,9 @@ class _Emitter:
             for key, d in suffix_depth.items():
                 if d == depth:
                     e = by_id[key]
-                    out = self.buffer[e.outvars[0]]
                     kept = [index_vars[i] for i in range(len(domain))
                             if i not in e.params["axes"]] if not flat else []
-                    target = f"{out}[{', '.join(kept)}]" if kept else f"{out}[()]"
+                    target = self.element(e.outvars[0], kept)
                     self.emit(f"{target} = {accumulators[key]}", depth + 1)
 
         body(0)
@@ -367,24 +408,28 @@ class _Emitter:
             self.helpers_used.add("_view")
             view = self.flat_names[array] = self.names.fresh("f")
             self.emit(f"{view} = _view({array}, 0, {size})")
+            self.view_lines.append((len(self.lines) - 1, self.lines[-1]))
         return view
 
-    def _emit_fill(self, array: str, aval, value: str, comment: str = "") -> None:
-        """`array[...] = value` as a loop (Numba's `fill` compiles a function of its own)."""
-        flat = self.flat(array, aval.ndim, aval.size)
-        if aval.ndim == 0:
-            self.emit(f"{flat}[0] = {value}{comment}")
-            return
+    def _emit_fill(self, var: Var, value: str, comment: str = "") -> None:
+        """`var[...] = value` as a loop (Numba's `fill` compiles a function of its own)."""
+        flat, offset = self.flat_accessor(var)
         index = self.names.fresh("j")
-        self.emit(f"for {index} in range({aval.size}):{comment}")
-        self.emit(f"{flat}[{index}] = {value}", 2)
+        self.emit(f"for {index} in range({var.aval.size}):{comment}")
+        self.emit(f"{_offset_element(flat, offset, index)} = {value}", 2)
 
-    def _emit_flat_copy(self, source: str, target: str, size: int) -> None:
-        """Copy `size` elements between C-contiguous arrays of any shapes."""
-        source, target = self.flat(source, -1, size), self.flat(target, -1, size)
+    def _emit_flat_copy(self, source, target: Var) -> None:
+        """Copy every element of `source` (a value of the same size) into `target`."""
         index = self.names.fresh("j")
-        self.emit(f"for {index} in range({size}):")
-        self.emit(f"{target}[{index}] = {source}[{index}]", 2)
+        if type(source) is Literal:
+            value = literal(source.val, source.aval.dtype)
+        else:
+            if source in self.plan.remaps and source not in self.materialized_remaps:
+                self._materialize_remap(source)
+            value = _offset_element(*self.flat_accessor(source), index)
+        flat, offset = self.flat_accessor(target)
+        self.emit(f"for {index} in range({target.aval.size}):")
+        self.emit(f"{_offset_element(flat, offset, index)} = {value}", 2)
 
     def _can_flatten(self, group: LoopGroup, reads: list) -> bool:
         domain = group.domain
@@ -412,7 +457,7 @@ class _Emitter:
                     self.emit(f"{acc} = {combine(acc, value)}{self._comment(e)}", depth)
                 else:
                     kept = [index_vars[i] for i in range(len(domain)) if i not in e.params["axes"]]
-                    target = f"{self.buffer[e.outvars[0]]}[{', '.join(kept)}]"
+                    target = self.element(e.outvars[0], kept)
                     self.emit(f"{target} = {combine(target, value)}{self._comment(e)}", depth)
                 continue
             args = [self._read_in_loop(a, index_vars, local, views, domain) for a in e.inputs]
@@ -424,19 +469,18 @@ class _Emitter:
             self.emit(f"{name} = {expr}{self._comment(e)}", depth)
             local[out] = name
             if out in self.plan.materialized and out not in self.plan.remaps:
-                target = views.get(out)
-                if target is not None:
-                    self.emit(f"{target}[{index_vars[0]}] = {name}", depth)
-                elif out.aval.ndim == 0:
-                    self.emit(f"{self.buffer[out]}[()] = {name}", depth)
+                view = views.get(out)
+                if view is not None:
+                    self.emit(f"{_offset_element(*view, index_vars[0])} = {name}", depth)
                 else:
-                    self.emit(f"{self.buffer[out]}[{', '.join(index_vars)}] = {name}", depth)
+                    self.emit(f"{self.element(out, index_vars if out.aval.ndim else [])} = "
+                              f"{name}", depth)
 
     def _read_in_loop(self, atom, index_vars, local, views, domain):
         if type(atom) is Var and atom in local:
             return local[atom]
         if type(atom) is Var and atom in views:
-            return f"{views[atom]}[{index_vars[0]}]"
+            return _offset_element(*views[atom], index_vars[0])
         index = index_vars if (type(atom) is Var and atom.aval.ndim) else []
         if type(atom) is Var and atom.aval.ndim and atom.aval.shape != domain and (
                 atom not in self.plan.remaps):
@@ -453,15 +497,18 @@ class _Emitter:
 
     def _materialize_remap(self, var: Var, into: str | None = None) -> None:
         """Copy a remapped (virtual) value into a real buffer."""
-        if into is None:
-            into = self._declare(var, "t", "temp") if var not in self.buffer else self.buffer[var]
+        if into is None and var not in self.buffer and var not in self.slots:
+            self._slot(var)
         eqn = self.plan.remaps[var]
         index = [f"j{d}" for d in range(var.aval.ndim)]
         self.emit(f"# materialise {self.var_names.eqn(eqn)}")
         for d, size in enumerate(var.aval.shape):
             self.emit(f"for {index[d]} in range({size}):", d + 1)
         value = self.read(var, index, {})
-        target = f"{into}[{', '.join(index)}]" if index else f"{into}[()]"
+        if into is None:
+            target = self.element(var, index)
+        else:
+            target = f"{into}[{', '.join(index)}]" if index else f"{into}[()]"
         self.emit(f"{target} = {value}{self._comment(eqn)}", var.aval.ndim + 1)
         self.materialized_remaps.add(var)
 
@@ -476,8 +523,16 @@ class _Emitter:
             out = eqn.outvars[0]
             if out in self.buffer:  # a program output: copied at the end
                 return
+            operand = eqn.inputs[0]
+            if type(operand) is Var and operand in self.plan.remaps and (
+                    operand not in self.materialized_remaps):
+                self._materialize_remap(operand)
+            if type(operand) is Var and operand in self.slots:
+                self.slots[out] = self.slots[operand]  # the same memory, another shape
+                self.emit(f"#{self._comment(eqn)[3:]}  [same arena slot]")
+                return
             self.buffer[out] = self.names.fresh("r")
-            source = self.array(eqn.inputs[0])
+            source = self.array(operand)
             self.helpers_used.add("_view")
             self.emit(f"{self.buffer[out]} = _view({source}, 0, {out.aval.shape!r})"
                       f"{self._comment(eqn)}")
@@ -487,12 +542,15 @@ class _Emitter:
                 self.flat_names[self.buffer[out]] = self.flat_names[source]
             self.view_lines.append((len(self.lines) - 1, self.lines[-1]))
             return
+        if lower is not None:
+            self.emit(f"#{self._comment(eqn)[3:]}")
         ins = [self.array(a) for a in eqn.inputs]
-        outs = [self.buffer[v] if v in self.buffer else self._declare(v, "t", "temp")
-                for v in eqn.outvars]
+        for v in eqn.outvars:
+            if v not in self.buffer and v not in self.slots:
+                self._slot(v)
+        outs = [self.array(v) for v in eqn.outvars]
         if lower is not None:
             ctx = KernelContext(self.names, self.blas, self)
-            self.emit(f"#{self._comment(eqn)[3:]}")
             for line in lower.emit(ctx, eqn, ins, outs):
                 self._note_helpers(line)
                 self.emit(line)
@@ -628,6 +686,26 @@ def helpers_digest() -> str:
         with open(module.__file__, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()[:16]
+
+
+def _offset_element(array: str, offset: int, index: str) -> str:
+    return f"{array}[{offset} + {index}]" if offset else f"{array}[{index}]"
+
+
+def _flat_index(offset: int, shape: tuple, index: list[str]) -> str:
+    """The C-order position of `index` in an array of `shape` stored from `offset`."""
+    terms, stride, constant = [], 1, offset
+    for expr, size in zip(reversed(index), reversed(shape)):
+        if size != 1:  # the only valid index of a size-1 axis is 0
+            if expr.isdigit():
+                constant += int(expr) * stride
+            else:
+                expr = expr if expr.isidentifier() else f"({expr})"
+                terms.append(expr if stride == 1 else f"{expr} * {stride}")
+        stride *= size
+    if constant or not terms:
+        terms.append(str(constant))
+    return " + ".join(reversed(terms))
 
 
 def _shape_str(shape) -> str:

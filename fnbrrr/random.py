@@ -160,15 +160,16 @@ def _random_words(key: Array, n: int) -> Array:
     return lax.slice(lax.concatenate([y0, y1], 0), (0,), (n,))
 
 
-def split(key: Array, num: int = 2) -> Array:
+def split(key: Array, num: int | tuple[int, ...] = 2) -> Array:
     """`num` new keys derived from `key`, independent of each other and of `key`'s samples.
 
     Args:
       key: a key.
-      num: how many keys to make (a static Python int).
+      num: how many keys to make (a static Python int), or a shape tuple of keys.
 
     Returns:
-      A uint32 array of shape (num, 2); unpack it (`k1, k2 = split(key)`) or index it.
+      A uint32 array of shape (num, 2) (or num + (2,) for a tuple); unpack it
+      (`k1, k2 = split(key)`) or index it.
 
     Example:
       >>> k1, k2 = split(PRNGKey(0))
@@ -176,6 +177,9 @@ def split(key: Array, num: int = 2) -> Array:
       True
     """
     key = _check_key(key, "split")
+    if isinstance(num, (tuple, list)):
+        shape = tuple(_static_int(d, "split", "num") for d in num)
+        return lax.reshape(_random_words(key, 2 * math.prod(shape)), (*shape, 2))
     num = _static_int(num, "split", "num")
     return lax.reshape(_random_words(key, 2 * num), (num, 2))
 

@@ -88,8 +88,9 @@ def _compare(ours, theirs, path="out", rtol=1e-4, atol=1e-5, weak=True):
         return
     if _is_jax_array(theirs):
         assert isinstance(ours, fnbrrr.Array), f"{path}: {type(ours).__name__} is not an Array"
-        assert not weak or theirs.dtype == np.bool_ or getattr(ours, "weak_type", False) == theirs.weak_type, (
-            f"{path}: weak_type {getattr(ours, 'weak_type', None)} vs JAX {theirs.weak_type}"
+        ours_weak = getattr(ours, "weak_type", False)
+        assert not weak or theirs.dtype == np.bool_ or ours_weak == theirs.weak_type, (
+            f"{path}: weak_type {ours_weak} vs JAX {theirs.weak_type}"
         )
     a, b = np.asarray(ours), np.asarray(theirs)
     assert a.dtype == b.dtype, f"{path}: dtype {a.dtype} vs JAX {b.dtype}"
@@ -877,7 +878,7 @@ GRADS = {
 
 @cases(GRADS)
 def test_gradients(case):
-    check(case, weak=False)
+    check(case, weak=False, strict_errors=True)
 
 
 def _second(fn, x):
@@ -902,3 +903,505 @@ SECOND = {
 @cases(SECOND)
 def test_second_derivatives(case):
     check(case, rtol=2e-3, atol=1e-4, weak=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# §3 Transformations
+
+def _loss(n, p, x):
+    return n.sum(n.tanh(x @ p["w"] + p["b"]) ** 2)
+
+
+def _params(n):
+    return {"w": n.asarray(M34[:3, :2]), "b": n.asarray(V3[:2])}
+
+
+TRANSFORMS = {
+    "grad_argnums_int": lambda j, n: j.grad(lambda a, b: n.sum(a * b), argnums=1)(V3, W3),
+    "grad_argnums_tuple": lambda j, n: j.grad(lambda a, b: n.sum(a * b), argnums=(0, 1))(
+        n.asarray(V3), n.asarray(W3)),
+    "grad_argnums_1tuple": lambda j, n: j.grad(lambda a, b: n.sum(a * b), argnums=(1,))(
+        n.asarray(V3), n.asarray(W3)),
+    "grad_argnums_neg": lambda j, n: j.grad(lambda a, b: n.sum(a * b), argnums=-1)(
+        n.asarray(V3), n.asarray(W3)),
+    "grad_argnums_oob": lambda j, n: j.grad(lambda a: n.sum(a), argnums=1)(n.asarray(V3)),
+    "grad_has_aux": lambda j, n: j.grad(lambda a: (n.sum(a ** 2), {"m": a.mean()}),
+                                        has_aux=True)(n.asarray(V3)),
+    "grad_has_aux_bad": lambda j, n: j.grad(lambda a: n.sum(a ** 2), has_aux=True)(n.asarray(V3)),
+    "grad_has_aux_three": lambda j, n: j.grad(lambda a: (n.sum(a), 1, 2), has_aux=True)(
+        n.asarray(V3)),
+    "grad_kwargs": lambda j, n: j.grad(lambda a, scale=1.0: n.sum(a) * scale)(
+        n.asarray(V3), scale=3.0),
+    "grad_pytree": lambda j, n: j.grad(_loss)(_params(n), n.asarray(A23)),
+    "grad_list_tuple": lambda j, n: j.grad(lambda p: n.sum(p[0][0] * p[1]))(
+        ([n.asarray(V3)], n.asarray(W3))),
+    "grad_namedtuple": lambda j, n: j.grad(lambda p: n.sum(p.x * p.y))(
+        Point(n.asarray(V3), n.asarray(W3))),
+    "grad_none_leaf": lambda j, n: j.grad(lambda p: n.sum(p["a"]))({"a": n.asarray(V3),
+                                                                     "b": None}),
+    "grad_0d_out_shape1": lambda j, n: j.grad(lambda a: a.sum(keepdims=True))(n.asarray(V3)),
+    "grad_int_output": lambda j, n: j.grad(lambda a: n.argmax(a))(n.asarray(V3)),
+    "grad_python_if": lambda j, n: j.grad(lambda a: a * 2 if a > 0 else a * 3)(1.5),
+    "grad_argnums_int_mixed": lambda j, n: j.grad(lambda a, k: a * k, argnums=0)(2.0, 3),
+    "grad_mixed_tuple_int": lambda j, n: j.grad(lambda a, k: a * k, argnums=(0, 1))(2.0, 3),
+    "value_and_grad": lambda j, n: j.value_and_grad(_loss)(_params(n), n.asarray(A23)),
+    "value_and_grad_aux": lambda j, n: j.value_and_grad(
+        lambda a: (n.sum(a ** 2), a * 2), has_aux=True)(n.asarray(V3)),
+    "value_and_grad_argnums": lambda j, n: j.value_and_grad(
+        lambda a, b: n.sum(a * b), argnums=(0, 1))(n.asarray(V3), n.asarray(W3)),
+    "value_and_grad_nonscalar": lambda j, n: j.value_and_grad(lambda a: a)(n.asarray(V3)),
+    "jvp": lambda j, n: j.jvp(n.sin, (n.asarray(V3),), (n.ones(3),)),
+    "jvp_pytree": lambda j, n: j.jvp(lambda p: _loss(n, p, n.asarray(A23)), (_params(n),),
+                                     (j.tree_util.tree_map(n.ones_like, _params(n)),)),
+    "jvp_two": lambda j, n: j.jvp(lambda a, b: a * b, (n.asarray(V3), n.asarray(W3)),
+                                  (n.ones(3), n.zeros(3))),
+    "jvp_list_primals": lambda j, n: j.jvp(n.sin, [n.asarray(V3)], [n.ones(3)]),
+    "jvp_mismatch": lambda j, n: j.jvp(n.sin, (n.asarray(V3),), (n.ones(2),)),
+    "jvp_dtype_mismatch": lambda j, n: j.jvp(n.sin, (n.asarray(V3),), (n.ones(3, n.int32),)),
+    "jvp_scalar_float": lambda j, n: j.jvp(lambda a: a ** 2, (3.0,), (1.0,)),
+    "vjp": lambda j, n: (lambda o, f: (o, f(n.ones(3))))(*j.vjp(n.sin, n.asarray(V3))),
+    "vjp_two": lambda j, n: (lambda o, f: (o, f(n.ones(3))))(
+        *j.vjp(lambda a, b: a * b, n.asarray(V3), n.asarray(W3))),
+    "vjp_pytree_out": lambda j, n: (lambda o, f: (o, f({"s": n.ones(3), "c": n.ones(())})))(
+        *j.vjp(lambda a: {"s": n.sin(a), "c": n.sum(a)}, n.asarray(V3))),
+    "vjp_has_aux": lambda j, n: (lambda o, f, aux: (o, f(n.ones(3)), aux))(
+        *j.vjp(lambda a: (n.sin(a), a * 2), n.asarray(V3), has_aux=True)),
+    "vjp_bad_cotangent": lambda j, n: j.vjp(n.sin, n.asarray(V3))[1](n.ones(2)),
+    "jacfwd": lambda j, n: j.jacfwd(lambda a: n.sin(a) * a[0])(n.asarray(V3)),
+    "jacrev": lambda j, n: j.jacrev(lambda a: n.sin(a) * a[0])(n.asarray(V3)),
+    "jacfwd_matrix": lambda j, n: j.jacfwd(lambda a: a @ n.asarray(M34))(n.asarray(A23)),
+    "jacrev_matrix": lambda j, n: j.jacrev(lambda a: a @ n.asarray(M34))(n.asarray(A23)),
+    "jacrev_argnums": lambda j, n: j.jacrev(lambda a, b: a * b, argnums=(0, 1))(
+        n.asarray(V3), n.asarray(W3)),
+    "jacfwd_pytree_in": lambda j, n: j.jacfwd(lambda p: p["a"] * p["b"])(
+        {"a": n.asarray(V3), "b": n.asarray(W3)}),
+    "jacrev_pytree_out": lambda j, n: j.jacrev(lambda a: (a * 2, n.sum(a)))(n.asarray(V3)),
+    "jacrev_scalar": lambda j, n: j.jacrev(lambda a: a ** 3)(2.0),
+    "jacfwd_has_aux": lambda j, n: j.jacfwd(lambda a: (a * 2, a.sum()), has_aux=True)(
+        n.asarray(V3)),
+    "hessian": lambda j, n: j.hessian(lambda a: n.sum(a ** 3) * a[1])(n.asarray(V3)),
+    "hessian_matrix": lambda j, n: j.hessian(lambda a: n.sum(n.sin(a)))(n.asarray(A23)),
+    "hessian_argnums": lambda j, n: j.hessian(lambda a, b: n.sum(a * b * a), argnums=1)(
+        n.asarray(V3), n.asarray(W3)),
+    # vmap
+    "vmap_basic": lambda j, n: j.vmap(lambda a: a @ n.asarray(M34))(n.asarray(A23)),
+    "vmap_in_axes_neg": lambda j, n: j.vmap(lambda a: a * 2, in_axes=-1)(n.asarray(A23)),
+    "vmap_in_axes_none": lambda j, n: j.vmap(lambda a, b: a * b, in_axes=(0, None))(
+        n.asarray(A23), n.asarray(V3)),
+    "vmap_in_axes_list": lambda j, n: j.vmap(lambda a, b: a * b, in_axes=[0, None])(
+        n.asarray(A23), n.asarray(V3)),
+    "vmap_in_axes_dict": lambda j, n: j.vmap(lambda p: p["a"] * p["b"],
+                                             in_axes=({"a": 0, "b": None},))(
+        {"a": n.asarray(A23), "b": n.asarray(V3)}),
+    "vmap_out_axes": lambda j, n: j.vmap(lambda a: a * 2, out_axes=1)(n.asarray(A23)),
+    "vmap_out_axes_neg": lambda j, n: j.vmap(lambda a: n.outer(a, a), out_axes=-1)(
+        n.asarray(A23)),
+    "vmap_out_axes_tuple": lambda j, n: j.vmap(lambda a: (a, a.sum()), out_axes=(1, 0))(
+        n.asarray(A23)),
+    "vmap_out_axes_none": lambda j, n: j.vmap(lambda a, b: (a * b, b), in_axes=(0, None),
+                                              out_axes=(0, None))(n.asarray(A23), n.asarray(V3)),
+    "vmap_out_axes_none_bad": lambda j, n: j.vmap(lambda a: a, out_axes=None)(n.asarray(A23)),
+    "vmap_axis_size": lambda j, n: j.vmap(lambda: n.ones(2), axis_size=3)(),
+    "vmap_unbatched_out": lambda j, n: j.vmap(lambda a: n.ones(2))(n.asarray(A23)),
+    "vmap_unbatched_scalar_out": lambda j, n: j.vmap(lambda a: 1.0)(n.asarray(A23)),
+    "vmap_pytree_out": lambda j, n: j.vmap(lambda a: {"s": a.sum(), "m": a.max()})(
+        n.asarray(A23)),
+    "vmap_inconsistent": lambda j, n: j.vmap(lambda a, b: a + b)(n.asarray(A23),
+                                                                  n.asarray(M34)),
+    "vmap_axis_oob": lambda j, n: j.vmap(lambda a: a, in_axes=2)(n.asarray(A23)),
+    "vmap_in_axes_len": lambda j, n: j.vmap(lambda a, b: a, in_axes=(0, 0, 0))(
+        n.asarray(A23), n.asarray(A23)),
+    "vmap_0d": lambda j, n: j.vmap(lambda a: a)(n.asarray(1.0)),
+    "vmap_pyscalar": lambda j, n: j.vmap(lambda a: a)(1.0),
+    "vmap_all_none": lambda j, n: j.vmap(lambda a: a, in_axes=None)(n.asarray(A23)),
+    "vmap_kwargs": lambda j, n: j.vmap(lambda a, b=1.0: a * b)(n.asarray(A23), b=n.asarray(A23)),
+    "vmap_nested": lambda j, n: j.vmap(j.vmap(lambda a, b: a * b, (0, None)), (None, 0))(
+        n.asarray(V3), n.asarray(W3)),
+    "vmap_grad": lambda j, n: j.vmap(j.grad(lambda a: n.sum(n.sin(a) ** 2)))(n.asarray(A23)),
+    "vmap_hessian": lambda j, n: j.vmap(j.hessian(lambda a: n.sum(n.sin(a) ** 2)))(
+        n.asarray(A23)),
+    "vmap_value_and_grad": lambda j, n: j.vmap(j.value_and_grad(lambda a: n.sum(a ** 3)))(
+        n.asarray(A23)),
+    "grad_of_vmap": lambda j, n: j.grad(lambda a: n.sum(j.vmap(n.outer)(a, a)))(n.asarray(A23)),
+    "vmap_reductions": lambda j, n: j.vmap(lambda a: (a.max(), n.argmax(a), a.var(),
+                                                      n.sort(a)))(n.asarray(A23)),
+    "vmap_dtype_int": lambda j, n: j.vmap(lambda a: a * 2)(n.asarray(I23)),
+    # jit
+    "jit_none_out": lambda j, n: j.jit(lambda a: None)(n.asarray(V3)),
+    "jit_scalar_out": lambda j, n: j.jit(lambda a: 3.0)(n.asarray(V3)),
+    "jit_int_out": lambda j, n: j.jit(lambda a: 3)(n.asarray(V3)),
+    "jit_nested_out": lambda j, n: j.jit(lambda a: (a, (a * 2, [a.sum(), None]),
+                                                    {"k": a}))(n.asarray(V3)),
+    "jit_empty_tuple": lambda j, n: j.jit(lambda a: ())(n.asarray(V3)),
+    "jit_namedtuple": lambda j, n: j.jit(lambda p: Point(p.y, p.x))(Point(n.asarray(V3), 2.0)),
+    "jit_pyscalar_args": lambda j, n: j.jit(lambda a, b: a * b)(2.0, 3),
+    "jit_pyint_arg": lambda j, n: j.jit(lambda a: a + 1)(3),
+    "jit_pybool_arg": lambda j, n: j.jit(lambda a: a)(True),
+    "jit_np_arg": lambda j, n: j.jit(lambda a: a * 2)(F64),
+    "jit_static_argnums": lambda j, n: j.jit(lambda a, k: a * k, static_argnums=1)(
+        n.asarray(V3), 3),
+    "jit_static_argnums_tuple": lambda j, n: j.jit(lambda a, k, m: a * k + m,
+                                                   static_argnums=(1, 2))(n.asarray(V3), 3, 1),
+    "jit_static_argnames": lambda j, n: j.jit(lambda a, mode="x": a * len(mode),
+                                              static_argnames="mode")(n.asarray(V3), mode="abc"),
+    "jit_static_argnames_pos": lambda j, n: j.jit(lambda a, mode: a * len(mode),
+                                                  static_argnames=("mode",))(n.asarray(V3), "ab"),
+    "jit_static_neg": lambda j, n: j.jit(lambda a, k: a * k, static_argnums=-1)(
+        n.asarray(V3), 3),
+    "jit_kwargs": lambda j, n: j.jit(lambda a, b=1.0: a * b)(n.asarray(V3), b=2.0),
+    "jit_partial": lambda j, n: j.jit(functools.partial(lambda a, k: a * k, k=2.0))(
+        n.asarray(V3)),
+    "jit_decorator_partial": lambda j, n: functools.partial(j.jit, static_argnums=1)(
+        lambda a, k: a * k)(n.asarray(V3), 2),
+    "jit_shape_static": lambda j, n: j.jit(lambda a: n.zeros(a.shape[0] * 2))(n.asarray(V3)),
+    "jit_bool_raises": lambda j, n: j.jit(lambda a: a * 2 if a.sum() > 0 else a)(n.asarray(V3)),
+    "jit_float_raises": lambda j, n: j.jit(lambda a: float(a))(2.0),
+    "jit_int_raises": lambda j, n: j.jit(lambda a: int(a))(n.asarray(2)),
+    "jit_item_raises": lambda j, n: j.jit(lambda a: a.item())(n.asarray(2)),
+    "jit_index_raises": lambda j, n: j.jit(lambda a: [1, 2, 3][a])(n.asarray(2)),
+    "jit_np_asarray_raises": lambda j, n: j.jit(lambda a: np.asarray(a))(n.asarray(2)),
+    "jit_dtype_kept": lambda j, n: j.jit(lambda a, b: (a / b, a // b, a * 1.5))(
+        n.asarray(I23), 2),
+    "jit_of_grad": lambda j, n: j.jit(j.grad(_loss))(_params(n), n.asarray(A23)),
+    "grad_of_jit": lambda j, n: j.grad(j.jit(_loss))(_params(n), n.asarray(A23)),
+    "vmap_of_jit": lambda j, n: j.vmap(j.jit(lambda a: n.sum(a ** 2)))(n.asarray(A23)),
+    "jit_of_vmap": lambda j, n: j.jit(j.vmap(lambda a: n.sum(a ** 2)))(n.asarray(A23)),
+    "jit_in_jit": lambda j, n: j.jit(lambda a: j.jit(n.sin)(a) * 2)(n.asarray(V3)),
+    "jit_closure_const": lambda j, n: j.jit(lambda a: a * n.asarray(W3))(n.asarray(V3)),
+    "grad_closure_outer": lambda j, n: j.grad(lambda a: j.grad(lambda b: a * b ** 2)(a))(1.5),
+    "grad_grad_grad": lambda j, n: j.grad(j.grad(j.grad(lambda a: a ** 4)))(1.5),
+    "jvp_of_grad": lambda j, n: j.jvp(j.grad(lambda a: n.sum(n.sin(a))), (n.asarray(V3),),
+                                      (n.ones(3),)),
+    "make_jaxpr_str": lambda j, n: len(str(j.make_jaxpr(lambda a: n.sin(a) * 2)(
+        n.asarray(V3)))) > 0,
+    # control flow (§4)
+    "stop_gradient": lambda j, n: j.grad(lambda a: a * j.lax.stop_gradient(a))(2.0),
+    "stop_gradient_tree": lambda j, n: j.lax.stop_gradient({"a": n.asarray(V3), "b": (V3,)}),
+    "stop_gradient_2nd": lambda j, n: j.grad(j.grad(lambda a: j.lax.stop_gradient(a ** 3)
+                                                    + a ** 2))(2.0),
+    "cond_py": lambda j, n: j.lax.cond(True, lambda a: a * 2, lambda a: a * 3, n.asarray(V3)),
+    "cond_traced": lambda j, n: j.jit(lambda p, a: j.lax.cond(p > 0, lambda b: b * 2,
+                                                              lambda b: b * 3, a))(
+        -1.0, n.asarray(V3)),
+    "cond_no_operands": lambda j, n: j.lax.cond(False, lambda: n.ones(2), lambda: n.zeros(2)),
+    "cond_mismatch": lambda j, n: j.lax.cond(True, lambda: n.ones(2), lambda: n.ones(3)),
+    "cond_dtype_mismatch": lambda j, n: j.lax.cond(True, lambda: n.ones(2),
+                                                   lambda: n.ones(2, n.int32)),
+    "cond_grad": lambda j, n: j.grad(lambda a: j.lax.cond(a > 0, n.sin, n.cos, a))(0.5),
+    "cond_vmap": lambda j, n: j.vmap(lambda p, a: j.lax.cond(p, lambda b: b * 2,
+                                                             lambda b: -b, a))(
+        np.array([True, False]), n.asarray(A23)),
+    "cond_pytree": lambda j, n: j.lax.cond(True, lambda a: {"x": a, "y": (a, a)},
+                                           lambda a: {"x": -a, "y": (a, a)}, n.asarray(V3)),
+    "cond_int_pred": lambda j, n: j.lax.cond(n.asarray(2), lambda: 1.0, lambda: 2.0),
+    "switch": lambda j, n: [j.lax.switch(i, [lambda a: a, lambda a: a * 2, lambda a: -a],
+                                         n.asarray(V3)) for i in (-1, 0, 1, 2, 5)],
+    "switch_traced": lambda j, n: j.jit(lambda i, a: j.lax.switch(i, [n.sin, n.cos], a))(
+        7, n.asarray(V3)),
+    "switch_grad_vmap": lambda j, n: j.vmap(j.grad(lambda i, a: j.lax.switch(
+        i, [n.sin, n.cos], a), argnums=1))(np.array([0, 1, 3]), n.asarray(V3)),
+    "scan": lambda j, n: j.lax.scan(lambda c, x: (c + x, c * x), 0.0, n.asarray(V3)),
+    "scan_none_xs": lambda j, n: j.lax.scan(lambda c, x: (c * 2, None), 1.0, None, length=4),
+    "scan_none_xs_nolength": lambda j, n: j.lax.scan(lambda c, x: (c * 2, None), 1.0, None),
+    "scan_reverse": lambda j, n: j.lax.scan(lambda c, x: (c + x, c), 0.0, n.asarray(V3),
+                                            reverse=True),
+    "scan_pytree": lambda j, n: j.lax.scan(lambda c, x: ({"a": c["a"] + x[0]}, (x[1], x[0])),
+                                           {"a": 0.0}, (n.asarray(V3), n.asarray(W3))),
+    "scan_carry_mismatch": lambda j, n: j.lax.scan(lambda c, x: (n.ones(2), x), 0.0,
+                                                   n.asarray(V3)),
+    "scan_carry_dtype": lambda j, n: j.lax.scan(lambda c, x: (c + 1.5, x), 0, n.asarray(V3)),
+    "scan_grad": lambda j, n: j.grad(lambda w, xs: j.lax.scan(
+        lambda c, x: (n.tanh(c * w + x), c), 0.5, xs)[0], argnums=(0, 1))(0.7, n.asarray(V3)),
+    "scan_vmap_jit": lambda j, n: j.jit(j.vmap(lambda xs: j.lax.scan(
+        lambda c, x: (c + x, c), 0.0, xs)))(n.asarray(A23)),
+    "fori_loop": lambda j, n: j.lax.fori_loop(0, 5, lambda i, v: v * 2 + i, 1.0),
+    "fori_loop_grad": lambda j, n: j.grad(lambda a: j.lax.fori_loop(
+        0, 3, lambda i, v: v * a, 1.0))(1.5),
+    "fori_loop_traced": lambda j, n: j.jit(lambda k: j.lax.fori_loop(
+        0, k, lambda i, v: v + i, 0))(5),
+    "fori_loop_tuple": lambda j, n: j.lax.fori_loop(1, 4, lambda i, v: (v[0] * i, v[1] + i),
+                                                    (1.0, 0)),
+    "while_loop": lambda j, n: j.lax.while_loop(lambda v: v[0] < 10, lambda v: (v[0] + 3,
+                                                                                 v[1] * 2),
+                                                (0, 1.0)),
+    "while_loop_bad": lambda j, n: j.lax.while_loop(lambda v: v < 10, lambda v: v + 1.5, 0),
+    "while_loop_jit": lambda j, n: j.jit(lambda a: j.lax.while_loop(
+        lambda v: v.sum() < 100, lambda v: v * 2, a))(n.asarray(np.abs(V3) + 1)),
+}
+
+
+@cases(TRANSFORMS)
+def test_transformations(case):
+    check(case, weak=False, strict_errors=True)
+
+
+def test_unhashable_static_argument_raises_type_or_value_error():
+    check(lambda j, n: j.jit(lambda a, k: a, static_argnums=1)(n.asarray(V3), [1, 2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# §5 random: shapes, dtypes, ranges, errors (values may differ from JAX's streams)
+
+
+def _meta(tree):
+    """Shapes and dtypes of the arrays in a (nested) output; values dropped."""
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_meta(t) for t in tree)
+    return (tuple(np.shape(tree)), str(np.asarray(tree).dtype),
+            isinstance(tree, (jax.Array, fnbrrr.Array)))
+
+
+def check_meta(case):
+    """Like `check`, but compare only shapes, dtypes and array-ness (or the error class)."""
+    check(lambda j, n: _meta(case(j, n)))
+
+
+def _key(j):
+    return j.random.PRNGKey(0)
+
+
+RANDOM = {
+    "prngkey": lambda j, n: j.random.PRNGKey(0),
+    "prngkey_big": lambda j, n: j.random.PRNGKey(2**40),
+    "prngkey_np": lambda j, n: j.random.PRNGKey(np.int64(3)),
+    "split": lambda j, n: j.random.split(_key(j)),
+    "split_num": lambda j, n: j.random.split(_key(j), 5),
+    "split_num_kw": lambda j, n: j.random.split(_key(j), num=3),
+    "split_unpack": lambda j, n: list(j.random.split(_key(j))),
+    "split_shape_tuple": lambda j, n: j.random.split(_key(j), (2, 3)),
+    "fold_in": lambda j, n: j.random.fold_in(_key(j), 7),
+    "normal": lambda j, n: j.random.normal(_key(j)),
+    "normal_shape": lambda j, n: j.random.normal(_key(j), (2, 3)),
+    "normal_shape_list": lambda j, n: j.random.normal(_key(j), [4]),
+    "normal_shape_int": lambda j, n: j.random.normal(_key(j), 4),
+    "normal_dtype": lambda j, n: j.random.normal(_key(j), (2,), n.float32),
+    "normal_int_dtype": lambda j, n: j.random.normal(_key(j), (2,), n.int32),
+    "uniform": lambda j, n: j.random.uniform(_key(j), (3,)),
+    "uniform_bounds": lambda j, n: j.random.uniform(_key(j), (3,), minval=-2, maxval=5),
+    "uniform_array_bounds": lambda j, n: j.random.uniform(_key(j), (2, 3),
+                                                          minval=n.zeros(3), maxval=n.ones(3)),
+    "uniform_default_shape": lambda j, n: j.random.uniform(_key(j)),
+    "bernoulli": lambda j, n: j.random.bernoulli(_key(j)),
+    "bernoulli_p": lambda j, n: j.random.bernoulli(_key(j), 0.3, (4,)),
+    "bernoulli_array_p": lambda j, n: j.random.bernoulli(_key(j), n.array([0.1, 0.9])),
+    "bernoulli_p_shape": lambda j, n: j.random.bernoulli(_key(j), n.array([0.1, 0.9]), (3, 2)),
+    "randint": lambda j, n: j.random.randint(_key(j), (3,), 0, 10),
+    "randint_kw": lambda j, n: j.random.randint(_key(j), shape=(2,), minval=-5, maxval=5),
+    "randint_array_bounds": lambda j, n: j.random.randint(_key(j), (3,), n.zeros(3, n.int32),
+                                                          n.array([1, 2, 3])),
+    "randint_no_shape": lambda j, n: j.random.randint(_key(j), (), 0, 3),
+    "categorical": lambda j, n: j.random.categorical(_key(j), n.zeros(5)),
+    "categorical_batch": lambda j, n: j.random.categorical(_key(j), n.zeros((3, 5))),
+    "categorical_axis0": lambda j, n: j.random.categorical(_key(j), n.zeros((3, 5)), axis=0),
+    "categorical_shape": lambda j, n: j.random.categorical(_key(j), n.zeros((3, 5)),
+                                                           shape=(2, 3)),
+    "permutation_int": lambda j, n: j.random.permutation(_key(j), 6),
+    "permutation_array": lambda j, n: j.random.permutation(_key(j), n.asarray(A23)),
+    "permutation_array_int": lambda j, n: j.random.permutation(_key(j), n.arange(5)),
+    "normal_jit": lambda j, n: j.jit(lambda k: j.random.normal(k, (3,)))(_key(j)),
+    "normal_vmap": lambda j, n: j.vmap(lambda k: j.random.normal(k, (3,)))(
+        j.random.split(_key(j), 4)),
+    "uniform_vmap_jit": lambda j, n: j.jit(j.vmap(lambda k: j.random.uniform(k, (2,))))(
+        j.random.split(_key(j), 4)),
+    "randint_vmap": lambda j, n: j.vmap(lambda k: j.random.randint(k, (2,), 0, 4))(
+        j.random.split(_key(j), 3)),
+    "bernoulli_vmap": lambda j, n: j.vmap(lambda k: j.random.bernoulli(k, 0.5, (2,)))(
+        j.random.split(_key(j), 3)),
+    "categorical_vmap": lambda j, n: j.vmap(lambda k: j.random.categorical(k, n.zeros(4)))(
+        j.random.split(_key(j), 3)),
+    "permutation_vmap": lambda j, n: j.vmap(lambda k: j.random.permutation(k, 4))(
+        j.random.split(_key(j), 3)),
+    "split_vmap": lambda j, n: j.vmap(j.random.split)(j.random.split(_key(j), 3)),
+    "fold_in_vmap": lambda j, n: j.vmap(lambda d: j.random.fold_in(_key(j), d))(n.arange(3)),
+    "fold_in_jit": lambda j, n: j.jit(j.random.fold_in)(_key(j), 3),
+    "split_jit": lambda j, n: j.jit(j.random.split, static_argnums=1)(_key(j), 3),
+    "prngkey_jit": lambda j, n: j.jit(j.random.PRNGKey)(3),
+    "normal_bad_key": lambda j, n: j.random.normal(n.zeros(3), (2,)),
+    "normal_grad_through": lambda j, n: j.grad(lambda s: (s * j.random.normal(_key(j), (3,))
+                                                          ).sum())(2.0),
+}
+
+
+@cases(RANDOM)
+def test_random_shapes_and_dtypes(case):
+    check_meta(case)
+
+
+def test_random_same_key_same_numbers_and_ranges():
+    key = fnbrrr.random.PRNGKey(42)
+    a = fnbrrr.random.uniform(key, (1000,), minval=-2.0, maxval=3.0)
+    b = fnbrrr.random.uniform(key, (1000,), minval=-2.0, maxval=3.0)
+    np.testing.assert_array_equal(a, b)
+    assert float(a.min()) >= -2.0 and float(a.max()) < 3.0
+    r = fnbrrr.random.randint(key, (1000,), -3, 4)
+    assert int(r.min()) == -3 and int(r.max()) == 3
+    k1, k2 = fnbrrr.random.split(key)
+    assert not np.array_equal(fnbrrr.random.normal(k1, (8,)), fnbrrr.random.normal(k2, (8,)))
+
+
+# ---------------------------------------------------------------------------------------------
+# §6 tree_util
+
+
+class Pair:
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def __eq__(self, other):
+        return type(other) is Pair and (self.a, self.b) == (other.a, other.b)
+
+    __hash__ = None
+
+
+def _register(tu):
+    try:
+        tu.register_pytree_node(Pair, lambda p: ((p.a, p.b), None),
+                                lambda aux, ch: Pair(*ch))
+    except ValueError:
+        pass  # already registered
+
+
+def _tu_case(fn):
+    def case(j, n):
+        _register(j.tree_util)
+        return fn(j.tree_util, n)
+
+    return case
+
+
+TREE = {
+    "flatten_dict_sorted": lambda tu, n: tu.tree_flatten({"b": 1, "a": 2, "c": (3, [4])})[0],
+    "flatten_none": lambda tu, n: tu.tree_leaves([None, 1, (None,), {"a": None}]),
+    "flatten_nested": lambda tu, n: tu.tree_leaves([1, (2, [3, {"x": 4, "w": (5,)}]), 6]),
+    "flatten_namedtuple": lambda tu, n: tu.tree_leaves(Point(1, (2, 3))),
+    "flatten_custom": lambda tu, n: tu.tree_leaves([Pair(1, (2, 3)), 4]),
+    "flatten_strings": lambda tu, n: tu.tree_leaves(["a", ("b", 1)]),
+    "num_leaves": lambda tu, n: tu.tree_structure({"a": (1, 2), "b": [3]}).num_leaves,
+    "unflatten": lambda tu, n: tu.tree_unflatten(tu.tree_structure({"a": (1, 2), "b": [3]}),
+                                                 [7, 8, 9]),
+    "unflatten_namedtuple": lambda tu, n: tu.tree_unflatten(tu.tree_structure(Point(1, 2)),
+                                                            [5, 6]),
+    "unflatten_custom": lambda tu, n: tu.tree_unflatten(tu.tree_structure(Pair(1, 2)),
+                                                        [5, 6]) == Pair(5, 6),
+    "unflatten_wrong_count": lambda tu, n: tu.tree_unflatten(tu.tree_structure((1, 2)), [1]),
+    "unflatten_too_many": lambda tu, n: tu.tree_unflatten(tu.tree_structure((1, 2)), [1, 2, 3]),
+    "structure_eq": lambda tu, n: [
+        tu.tree_structure((1, 2)) == tu.tree_structure((3, 4)),
+        tu.tree_structure((1, 2)) == tu.tree_structure([3, 4]),
+        tu.tree_structure((1, 2)) == tu.tree_structure(Point(3, 4)),
+        tu.tree_structure({"a": 1}) == tu.tree_structure({"b": 1}),
+        tu.tree_structure((1, 2)) == tu.tree_structure((1, 2, 3)),
+        tu.tree_structure(Pair(1, 2)) == tu.tree_structure(Pair(3, 4)),
+        tu.tree_structure(None) == tu.tree_structure(None),
+        tu.tree_structure([None]) == tu.tree_structure([1]),
+    ],
+    "tree_map": lambda tu, n: tu.tree_map(lambda x: x * 2, {"a": (1, 2), "b": [3.0]}),
+    "tree_map_rest": lambda tu, n: tu.tree_map(lambda x, y: x + y, (1, [2]), (10, [20])),
+    "tree_map_rest_mismatch": lambda tu, n: tu.tree_map(lambda x, y: x, (1, [2]), (10, 20)),
+    "tree_map_rest_mismatch_type": lambda tu, n: tu.tree_map(lambda x, y: x, (1, 2), [1, 2]),
+    "tree_map_none": lambda tu, n: tu.tree_map(lambda x: x + 1, {"a": None, "b": 1}),
+    "tree_map_custom": lambda tu, n: tu.tree_map(lambda x: x + 1, Pair(1, 2)) == Pair(2, 3),
+    "tree_map_namedtuple": lambda tu, n: tu.tree_map(lambda x: x + 1, Point(1, 2)),
+    "tree_map_arrays": lambda tu, n: tu.tree_map(lambda x: x.sum(), [n.asarray(A23), n.ones(3)]),
+    "tree_map_is_leaf": lambda tu, n: tu.tree_map(lambda x: len(x), [(1, 2), (3,)],
+                                                  is_leaf=lambda x: isinstance(x, tuple)),
+    "tree_reduce": lambda tu, n: tu.tree_reduce(lambda a, b: a + b, [1, (2, 3)]),
+    "tree_reduce_init": lambda tu, n: tu.tree_reduce(lambda a, b: a + b, [1, (2, 3)], 10),
+    "tree_reduce_empty": lambda tu, n: tu.tree_reduce(lambda a, b: a + b, []),
+    "tree_reduce_empty_init": lambda tu, n: tu.tree_reduce(lambda a, b: a + b, [], 0),
+    "leaves_of_leaf": lambda tu, n: tu.tree_leaves(3),
+    "leaves_of_none": lambda tu, n: tu.tree_leaves(None),
+    "flatten_roundtrip": lambda tu, n: tu.tree_unflatten(*reversed(tu.tree_flatten(
+        {"z": [1, Point(2, None)], "a": (3,)}))),
+    "all_leaves": lambda tu, n: tu.tree_all([True, (1, 2)]),
+    "structure_treedef_unflatten_method": lambda tu, n: tu.tree_structure((1, [2])).unflatten(
+        [5, 6]),
+    "treedef_children": lambda tu, n: tu.tree_structure((1, [2])).num_nodes,
+}
+
+
+@cases({k: _tu_case(v) for k, v in TREE.items()})
+def test_tree_util(case):
+    check(case, strict_errors=True)
+
+
+def test_transformations_on_custom_pytrees():
+    def case(j, n):
+        _register(j.tree_util)
+        f = lambda p: n.sum(p.a ** 2) + n.sum(p.b[0] * 3)  # noqa: E731
+        p = Pair(n.asarray(V3), (n.asarray(W3),))
+        g = j.grad(f)(p)
+        v = j.vmap(lambda q: Pair(q.a * 2, q.b))(Pair(n.asarray(A23), (n.asarray(B23),)))
+        jt = j.jit(lambda q: Pair(q.b[0], (q.a,)))(p)
+        return [type(g).__name__, g.a, g.b, v.a, v.b, jt.a, jt.b]
+
+    check(case)
+
+
+# ---------------------------------------------------------------------------------------------
+# §7 nn
+
+LARGE = np.array([-3000.0, -800.0, -100.0, -1.0, 0.0, 1.0, 100.0, 800.0, 3000.0], np.float32)
+NN = {}
+for _fname in ("relu", "sigmoid", "silu", "gelu", "softmax", "log_softmax", "logsumexp"):
+    for _in, _v in {"f32": A23, "large": LARGE, "int": I23, "pyfloat": 0.5}.items():
+        NN[f"{_fname}-{_in}"] = functools.partial(
+            lambda j, n, name, v: getattr(j.nn, name)(n.asarray(v)), name=_fname, v=_v)
+        NN[f"grad-{_fname}-{_in}"] = functools.partial(
+            lambda j, n, name, v: j.grad(lambda x: n.sum(getattr(j.nn, name)(x) * n.sin(x)))(
+                n.asarray(v, n.float32)), name=_fname, v=_v)
+NN.update({
+    "gelu_exact": lambda j, n: j.nn.gelu(n.asarray(LARGE), approximate=False),
+    "gelu_exact_grad": lambda j, n: j.grad(lambda x: j.nn.gelu(x, approximate=False).sum())(
+        n.asarray(LARGE)),
+    "gelu_tanh_pos": lambda j, n: j.nn.gelu(n.asarray(A23), True),
+    "softmax_axis0": lambda j, n: j.nn.softmax(n.asarray(A23), axis=0),
+    "softmax_axis_tuple": lambda j, n: j.nn.softmax(n.asarray(BATCH), axis=(1, 2)),
+    "softmax_inf": lambda j, n: j.nn.softmax(n.array([-np.inf, 0.0, 1.0])),
+    "softmax_all_neg_inf": lambda j, n: j.nn.softmax(n.array([-np.inf, -np.inf])),
+    "log_softmax_axis": lambda j, n: j.nn.log_softmax(n.asarray(BATCH), axis=1),
+    "log_softmax_inf": lambda j, n: j.nn.log_softmax(n.array([-np.inf, 0.0, 1.0])),
+    "logsumexp_axis": lambda j, n: j.nn.logsumexp(n.asarray(BATCH), axis=(0, 2)),
+    "logsumexp_keepdims": lambda j, n: j.nn.logsumexp(n.asarray(BATCH), axis=1, keepdims=True),
+    "logsumexp_neg_inf": lambda j, n: j.nn.logsumexp(n.array([-np.inf, -np.inf])),
+    "logsumexp_inf": lambda j, n: j.nn.logsumexp(n.array([np.inf, 0.0])),
+    "logsumexp_b": lambda j, n: j.nn.logsumexp(n.asarray(V3), b=n.asarray(np.abs(W3))),
+    "logsumexp_return_sign": lambda j, n: j.nn.logsumexp(n.asarray(V3), b=n.asarray(W3),
+                                                         return_sign=True),
+    "logsumexp_grad_neg_inf": lambda j, n: j.grad(lambda x: j.nn.logsumexp(x))(
+        n.array([-np.inf, 0.0])),
+    "one_hot": lambda j, n: j.nn.one_hot(n.array([0, 2, 1]), 3),
+    "one_hot_oob": lambda j, n: j.nn.one_hot(n.array([-1, 3, 5, 1]), 3),
+    "one_hot_rank2": lambda j, n: j.nn.one_hot(n.array([[0, 2], [1, 1]]), 4),
+    "one_hot_scalar": lambda j, n: j.nn.one_hot(2, 4),
+    "one_hot_dtype": lambda j, n: j.nn.one_hot(n.array([0, 2]), 3, dtype=n.int32),
+    "one_hot_float_labels": lambda j, n: j.nn.one_hot(n.array([0.0, 2.0]), 3),
+    "one_hot_axis": lambda j, n: j.nn.one_hot(n.array([0, 2]), 3, axis=0),
+    "one_hot_np": lambda j, n: j.nn.one_hot(np.array([1, 0]), 2),
+    "one_hot_jit": lambda j, n: j.jit(lambda y: j.nn.one_hot(y, 3))(n.array([0, 2, 7])),
+    "one_hot_vmap": lambda j, n: j.vmap(lambda y: j.nn.one_hot(y, 3))(n.array([0, 2, 7])),
+    "relu_int": lambda j, n: j.nn.relu(n.array([-1, 2])),
+    "sigmoid_saturate": lambda j, n: j.nn.sigmoid(n.array([-1000.0, 1000.0])),
+    "vmap_softmax": lambda j, n: j.vmap(j.nn.softmax)(n.asarray(A23)),
+    "jit_log_softmax": lambda j, n: j.jit(j.nn.log_softmax)(n.asarray(A23)),
+    "hessian_log_softmax": lambda j, n: j.hessian(lambda x: j.nn.log_softmax(x)[1])(
+        n.asarray(LARGE[2:7] / 10)),
+    "hessian_large_sigmoid": lambda j, n: j.vmap(j.grad(j.grad(j.nn.sigmoid)))(
+        n.asarray(LARGE)),
+    "hessian_large_silu": lambda j, n: j.vmap(j.grad(j.grad(j.nn.silu)))(n.asarray(LARGE)),
+    "hessian_large_gelu": lambda j, n: j.vmap(j.grad(j.grad(j.nn.gelu)))(n.asarray(LARGE)),
+    "hessian_large_softplus": lambda j, n: j.vmap(j.grad(j.grad(j.nn.softplus)))(
+        n.asarray(LARGE)),
+    "softplus": lambda j, n: j.nn.softplus(n.asarray(LARGE)),
+    "log_sigmoid": lambda j, n: j.nn.log_sigmoid(n.asarray(LARGE)),
+    "elu": lambda j, n: j.nn.elu(n.asarray(LARGE)),
+    "leaky_relu": lambda j, n: j.nn.leaky_relu(n.asarray(LARGE)),
+    "tanh": lambda j, n: j.nn.tanh(n.asarray(LARGE)),
+    "relu6": lambda j, n: j.nn.relu6(n.asarray(LARGE)),
+    "standardize": lambda j, n: j.nn.standardize(n.asarray(A23), axis=-1),
+})
+
+
+@cases(NN)
+def test_nn(case):
+    check(case, weak=False)

@@ -619,3 +619,11 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_split_with_a_shape_tuple_gives_a_grid_of_distinct_keys():
+    keys = random.split(random.PRNGKey(3), (2, 3))
+    assert keys.shape == (2, 3, 2) and keys.dtype == np.uint32
+    flat = np.asarray(keys).reshape(6, 2)
+    assert len({tuple(k) for k in flat}) == 6
+    np.testing.assert_array_equal(flat, np.asarray(random.split(random.PRNGKey(3), 6)))

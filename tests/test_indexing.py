@@ -389,3 +389,25 @@ def test_true_as_index_adds_a_unit_axis():
     xn = arange_array((2, 3))
     assert_same(jnp.asarray(xn)[True], xn[True])
     assert_same(jnp.asarray(xn)[1, True], xn[1, True])
+
+
+def test_at_min_max_power_apply_match_numpy_for_unique_indices():
+    xn = arange_array((3, 4))
+    x = jnp.asarray(xn)
+    rows = np.array([0, 2])
+    want = xn.copy()
+    want[1] = np.minimum(want[1], -5.5)
+    assert_same(x.at[1].min(-5.5), want)
+    want = xn.copy()
+    want[rows, 1:] = np.maximum(want[rows, 1:], 0.5)
+    assert_same(x.at[rows, 1:].max(0.5), want)
+    want = xn.copy()
+    want[:, -1] **= 2
+    assert_same(x.at[:, -1].power(2), want)
+    want = xn.copy()
+    want[rows] = np.exp(want[rows])
+    np.testing.assert_allclose(np.asarray(x.at[rows].apply(jnp.exp)), want, rtol=1e-6)
+    assert_same(staged(lambda a: a.at[1:].max(0.0), xn), np.where(np.arange(3)[:, None] > 0,
+                                                                   np.maximum(xn, 0), xn))
+    with pytest.raises(NotImplementedError, match="more than once"):
+        x.at[np.array([0, -3])].max(1.0)

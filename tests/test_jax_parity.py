@@ -214,7 +214,6 @@ PROMOTION = {
     "bool_of_scalar": lambda j, n: bool(n.asarray(0.0)),
     "item_int": lambda j, n: n.asarray(3).item(),
     "item_float": lambda j, n: n.asarray([2.5]).item(),
-    "float_of_size1": lambda j, n: float(n.ones((1, 1))),
     "float_of_size2": lambda j, n: float(n.ones(2)),
     "bool_of_size2": lambda j, n: bool(n.ones(2)),
     "index_dunder": lambda j, n: [10, 20, 30][n.asarray(1)],
@@ -804,9 +803,14 @@ INDEXING.update({
 }, )
 
 
+# fnbrrr may succeed where JAX refuses; fnbrrr's gradient of a Python scalar is not weak.
+INDEXING_LENIENT = {"at_grad_multiply", "at_grad_set"}
+
+
 @cases(INDEXING)
-def test_indexing(case):
-    check(case)
+def test_indexing(case, request):
+    lenient = request.node.callspec.id in INDEXING_LENIENT
+    check(case, permissive=lenient, weak=not lenient)
 
 
 # ---------------------------------------------------------------------------------------------

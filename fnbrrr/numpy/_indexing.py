@@ -691,6 +691,63 @@ class _IndexUpdateRef:
         return self.multiply(true_divide(1, values), mode=mode)
 
 
+    def min(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """A copy of x with x[idx] = minimum(x[idx], values).
+
+        Example:
+            >>> jnp.arange(3.0).at[1:].min(1.5)
+            Array([0. , 1. , 1.5], dtype=float32)
+        """
+        from fnbrrr.numpy._elementwise import minimum
+
+        return self._read_modify_write("min", minimum, values, mode)
+
+    def max(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """A copy of x with x[idx] = maximum(x[idx], values)."""
+        from fnbrrr.numpy._elementwise import maximum
+
+        return self._read_modify_write("max", maximum, values, mode)
+
+    def power(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """A copy of x with x[idx] = x[idx] ** values."""
+        from fnbrrr.numpy._elementwise import power
+
+        return self._read_modify_write("power", power, values, mode)
+
+    def apply(self, func, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """A copy of x with x[idx] = func(x[idx]) (`func` a unary elementwise function)."""
+        return self._read_modify_write("apply", lambda old, _: func(old), None, mode)
+
+    def _read_modify_write(self, name, combine, values, mode):
+        # Read x[idx], combine, write back with `set`: exact when no element is indexed twice.
+        _check_mode(mode)
+        x = to_array(self.array, f"at[].{name}")
+        if _may_index_twice(x.shape, self.index):
+            raise NotImplementedError(
+                f"at[].{name}: index arrays that are traced or hit an element more than once are "
+                "not supported; use unique concrete indices, or .set/.add/.multiply"
+            )
+        new = combine(getitem(x, self.index), values)
+        return scatter_update(x, self.index, new, "set")
+
+
+def _may_index_twice(shape: tuple, idx) -> bool:
+    """Whether index `idx` may select one element of an array of `shape` more than once."""
+    plan = parse_index(shape, idx)
+    arrays = [e for e in plan.entries if e.kind == _ARRAY]
+    if not plan.advanced:
+        return False
+    if builtins.any(isinstance(e.value, Tracer) for e in arrays):
+        return True
+    dims = tuple(shape[e.dim] for e in arrays)
+    coords = [
+        np.broadcast_to(np.clip(np.where(v < 0, v + n, v), 0, builtins.max(n - 1, 0)), plan.bshape)
+        for v, n in ((np.asarray(e.value), n) for e, n in zip(arrays, dims))
+    ]
+    flat = np.ravel_multi_index([c.ravel() for c in coords], dims)
+    return len(np.unique(flat)) != flat.size
+
+
 def _check_mode(mode, supported=(None, "drop", "promise_in_bounds")) -> None:
     """Gathers clamp and scatters drop out-of-range indices; other modes are not implemented."""
     if mode not in supported:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -621,11 +622,14 @@ class _Emitter:
         if self.fallbacks:
             header.insert(4, "from fnbrrr.jit.runtime import fallback_call")
         ir_text = self.ir_text.replace("\n", "\n# ")
+        program = self._split_program(arg_names) if self.split else self._whole_program(arg_names)
+        constants, program = _hoist_constants(program)
         body = [
             "", "",
             "# The program (after inlining, constant folding, simplification, CSE and DCE):",
             "# " + ir_text,
-            *(self._split_program(arg_names) if self.split else self._whole_program(arg_names)),
+            *constants,
+            *program,
         ]
         source = "\n".join(header + body + self._driver(arg_names, output_atoms))
         source = source.replace("gemm_call_f32(", f"{gemm_function_name('float32')}(") \
@@ -686,6 +690,29 @@ def helpers_digest() -> str:
         with open(module.__file__, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()[:16]
+
+
+_CONSTANT_CALL = re.compile(
+    r"np\.(float16|float32|float64|u?int8|u?int16|u?int32|u?int64)\("
+    r"(-?(?:np\.inf|np\.nan|[0-9][0-9.e+-]*))\)")
+
+
+def _hoist_constants(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Typed constants such as `np.float32(0.5)` become module globals, which Numba freezes
+    as constants: a call typed and lowered at every use costs ~2 ms of compile time each."""
+    names: dict[str, str] = {}
+
+    def name(match) -> str:
+        text = match.group(0)
+        if text not in names:
+            names[text] = f"{match.group(1).upper()}_{len(names)}"
+        return names[text]
+
+    lines = [line if line.lstrip().startswith("#") else _CONSTANT_CALL.sub(name, line)
+             for line in lines]
+    constants = ["# Typed constants (globals are compile-time constants to Numba)"] if names else []
+    constants += [f"{n} = {text}" for text, n in names.items()] + ["", ""] * bool(names)
+    return constants, lines
 
 
 def _offset_element(array: str, offset: int, index: str) -> str:

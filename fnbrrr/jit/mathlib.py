@@ -256,6 +256,7 @@ _TANH_P3, _TANH_P4 = _F32(3.166152e-05), _F32(5.0998654e-08)
 _TANH_Q1, _TANH_Q2, _TANH_Q3 = _F32(0.47121438), _F32(0.027750114), _F32(0.00042135705)
 _TANH_Q4, _TANH_Q5 = _F32(1.622925e-06), _F32(7.419662e-10)
 _TANH_CLAMP_F32 = _F32(9.02)
+_TANH_CLAMP_SQUARED_F32 = _TANH_CLAMP_F32 * _TANH_CLAMP_F32
 _TANH_CLAMP = 20.0  # tanh(20) rounds to 1 in float64
 
 # erf, fitted here (see module docstring). |x| < 1: erf(x) = x + x * A(x**2);
@@ -623,19 +624,19 @@ def log1p_f64(x):
 
 @_scalar
 def tanh_f32(x):
-    """tanh for float32 as x * P(x**2) / Q(x**2) with |x| clamped to 9.02 (a rational function
-    fitted here, see `_fit_tanh_f32`); max 5 ulp, |result| <= 1.
+    """tanh for float32 as x * P(x**2) / Q(x**2), a rational function fitted here (see
+    `_fit_tanh_f32`), with x**2 clamped to 9.02**2 and the result to [-1, 1]; max 5 ulp.
 
-    No special cases: tiny x and -0.0 give x (P and Q round to 1), +-inf +-1, NaN NaN, and the
+    Beyond 9.02 the clamped quotient times |x| is at least 1, and so is rounded tanh. No other
+    special cases: tiny x and -0.0 give x (P and Q round to 1), +-inf +-1, NaN NaN, and the
     sign symmetry is exact (the rounding of x * r is).
 
     >>> float(tanh_f32(np.float32(100.0)))
     1.0
     """
     _force_inline()
-    a = _TANH_CLAMP_F32 if x > _TANH_CLAMP_F32 else x  # NaN fails both tests and passes through
-    a = -_TANH_CLAMP_F32 if a < -_TANH_CLAMP_F32 else a
-    z = a * a
+    z = x * x
+    z = _TANH_CLAMP_SQUARED_F32 if z > _TANH_CLAMP_SQUARED_F32 else z  # NaN passes through
     p = _TANH_P4 * z + _TANH_P3
     p = p * z + _TANH_P2
     p = p * z + _TANH_P1
@@ -645,8 +646,8 @@ def tanh_f32(x):
     q = q * z + _TANH_Q2
     q = q * z + _TANH_Q1
     q = q * z + _ONE_F32
-    y = a * (p / q)
-    y = _ONE_F32 if y > _ONE_F32 else y  # rounding can go a few ulp past 1 near the clamp
+    y = x * (p / q)
+    y = _ONE_F32 if y > _ONE_F32 else y  # also rounding can go a few ulp past 1 near 9.02
     return -_ONE_F32 if y < -_ONE_F32 else y
 
 

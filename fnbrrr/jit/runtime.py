@@ -84,6 +84,46 @@ def fallback_call(prim_name: str, fallback: str, module_name: str, arrays) -> No
         buffer[...] = value
 
 
+class _LazyBlasCheck:
+    """Numba's "is SciPy's BLAS importable?" flag, computed the first time it is read."""
+
+    def __init__(self, check):
+        self._check = check
+        self._value = None
+
+    def __bool__(self) -> bool:
+        if self._value is None:
+            try:
+                self._check()
+                self._value = True
+            except ImportError:
+                self._value = False
+        return self._value
+
+
+def defer_numba_blas_check() -> None:
+    """Keep Numba's start-up from importing SciPy's linalg when nothing needs it.
+
+    Numba's first compilation or disk-cache load in a process imports `numba.np.arraymath`,
+    whose import sets `_HAVE_BLAS` by importing `scipy.linalg` (0.2-0.4 s here, with
+    `numpy.f2py`): a third of a cached first call. The flag is read only when typing
+    `np.dot`/`np.vdot`, which generated code never calls (BLAS goes through `blas.py`), so it
+    becomes lazy: the same check, run on first use. Does nothing if Numba already loaded it.
+    """
+    if "numba.np.arraymath" in sys.modules:
+        return
+    from numba.np import linalg
+
+    check = linalg.ensure_blas
+    linalg.ensure_blas = lambda: None
+    try:
+        from numba.np import arraymath
+    finally:
+        linalg.ensure_blas = check
+    if type(getattr(arraymath, "_HAVE_BLAS", None)) is bool:
+        arraymath._HAVE_BLAS = _LazyBlasCheck(check)
+
+
 def _numba_type(spec):
     from numba import from_dtype, types
 
@@ -109,6 +149,8 @@ class Executable:
         if self._compiled:
             return
         from numba import types
+
+        defer_numba_blas_check()
 
         sig = tuple(_numba_type(s) for s in self.generated.args) + tuple(
             types.intp for _ in self.blas)

@@ -335,3 +335,24 @@ def test_abs_derivative_is_one_at_zero_like_jax():
     np.testing.assert_array_equal(fnbrrr.vmap(fnbrrr.grad(jnp.abs))(x), want)
     np.testing.assert_array_equal(fnbrrr.jvp(jnp.abs, (x,), (jnp.ones(4),))[1], want)
     np.testing.assert_array_equal(fnbrrr.jit(fnbrrr.grad(lambda v: jnp.abs(v).sum()))(x), want)
+
+
+def test_square_and_power_of_bools_are_int32_like_jax():
+    b = jnp.array([True, False])
+    for out, want in ((jnp.square(b), [1, 0]), (jnp.power(b, jnp.array([False, True])), [1, 0]),
+                      (b**2, [1, 0])):
+        assert out.dtype == np.int32
+        np.testing.assert_array_equal(out, want)
+
+
+def test_integer_power_with_negative_array_exponents_truncates_like_repeated_division():
+    base = np.arange(-3, 4, dtype=np.int32)
+    for k in range(-3, 4):
+        out = jnp.power(jnp.asarray(base), jnp.full(7, k, jnp.int32))
+        if k >= 0:
+            want = base**k
+        else:  # 1 / base**|k| truncated toward zero (0 for base 0, as C's integer division)
+            want = np.where(np.abs(base) == 1, base ** abs(k), 0)
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(
+            fnbrrr.jit(jnp.power)(jnp.asarray(base), jnp.full(7, k, jnp.int32)), want)

@@ -18,6 +18,7 @@ from fnbrrr.numpy._promotion import (
     ArrayImpl,
     broadcast_shapes,
     broadcast_to_shape,
+    default_int,
     promote,
     promote2,
     scalar_const,
@@ -308,10 +309,15 @@ def sign(x, /):
 
 
 def square(x, /):
-    """Elementwise x * x."""
+    """Elementwise x * x (bools count as integers: the result is int32, as in JAX).
+
+    Example:
+        >>> jnp.square(jnp.array([-2, 3]))
+        Array([4, 9], dtype=int32)
+    """
     x = to_array(x, "square")
     if _dtype_of(x).kind == "b":
-        return x
+        return lax.convert_element_type(x, default_int(), x.aval.weak_type)
     return lax.square(x)
 
 
@@ -568,14 +574,21 @@ def _int_power(x, y, dt):
     # here they give 0 except for bases 1 and -1, like C's repeated division).
     shape = broadcast_shapes("power", (x.shape, y.shape))
     x, y = broadcast_to_shape(x, shape), broadcast_to_shape(y, shape)
+    base, exponent = x, y
     acc = lax.full(shape, 1, dt)
     one, zero = scalar_const(1, dt), scalar_const(0, dt)
     for _ in range(dt.itemsize * 8 - (dt.kind == "i")):
+        # Division truncates toward zero, so a negative y walks the bits of |y|: acc = x**|y|.
         odd = lax.ne(lax.and_(y, one), zero)
         acc = lax.select_n(odd, acc, lax.mul(acc, x))
         x = lax.mul(x, x)
         y = lax.div(y, scalar_const(2, dt))
-    return acc
+    if dt.kind == "u":
+        return acc
+    # x ** -k is 1 / x**k truncated: x**|k| for x = +-1, 0 otherwise.
+    unit_base = lax.eq(lax.mul(base, base), lax.full(shape, 1, dt))
+    vanishes = lax.and_(lax.lt(exponent, lax.full(shape, 0, dt)), lax.not_(unit_base))
+    return lax.select_n(vanishes, acc, lax.full(shape, 0, dt))
 
 
 def power(x1, x2, /):
@@ -599,8 +612,8 @@ def power(x1, x2, /):
     x, y, dt = promote2("power", x1, x2)
     if dt.kind == "f":
         return lax.pow(x, y)
-    if dt is BOOL:
-        return lax.or_(x, lax.not_(y))
+    if dt is BOOL:  # bool ** bool is an int32 power in JAX
+        return lax.convert_element_type(lax.or_(x, lax.not_(y)), default_int(), False)
     return _int_power(x, y, dt)
 
 

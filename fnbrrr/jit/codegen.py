@@ -212,8 +212,9 @@ class _Emitter:
 
     # --- reading values ----------------------------------------------------------------------
 
-    def array(self, atom) -> str:
-        """The name of an array holding `atom` (materialising a remapped value if needed)."""
+    def array(self, atom, view_name: str | None = None) -> str:
+        """The name of an array holding `atom` (materialising a remapped value if needed; an
+        arena slot gets a view, named `view_name` if given)."""
         if type(atom) is Literal:
             return f"np.asarray({literal(atom.val, atom.aval.dtype)})"
         if atom in self.plan.remaps and atom not in self.materialized_remaps:
@@ -221,7 +222,7 @@ class _Emitter:
         name = self.buffer.get(atom)
         if name is None:  # an arena slot: a view of it, kept for the rest of this level
             arena, offset = self.slots[atom]
-            name = self.buffer[atom] = self.names.fresh("t")
+            name = self.buffer[atom] = view_name or self.names.fresh("t")
             self.helpers_used.add("_view")
             self.emit(f"{name} = _view({arena}, {offset}, {atom.aval.shape!r})")
             self.view_lines.append((len(self.lines) - 1, self.lines[-1]))
@@ -545,22 +546,56 @@ class _Emitter:
             return
         if lower is not None:
             self.emit(f"#{self._comment(eqn)[3:]}")
-        ins = [self.array(a) for a in eqn.inputs]
         for v in eqn.outvars:
             if v not in self.buffer and v not in self.slots:
                 self._slot(v)
-        outs = [self.array(v) for v in eqn.outvars]
         if lower is not None:
-            ctx = KernelContext(self.names, self.blas, self)
-            for line in lower.emit(ctx, eqn, ins, outs):
-                self._note_helpers(line)
-                self.emit(line)
+            self._emit_lowered_kernel(KernelContext, eqn)
             return
+        ins = [self.array(a) for a in eqn.inputs]
+        outs = [self.array(v) for v in eqn.outvars]
         fallback = f"_fallback_{len(self.fallbacks)}"
         self.fallbacks[fallback] = (eqn.primitive, eqn.params, len(ins))
         self.emit(f"# {eqn.primitive.name}: no compiled lowering; runs NumPy in object mode (slow)")
         self.emit("with numba.objmode():")
         self.emit(f"{fallback}({', '.join(ins + outs)})", 2)
+
+    def _emit_lowered_kernel(self, context_class, eqn) -> None:
+        """Run a kernel's emitter. Views of arena slots are defined only if its lines name them:
+        a BLAS call needs just an address (`ctx.pointer`), and a view costs ~5 ms to compile."""
+        pending: dict[Var, str] = {}
+        names = [self._kernel_operand(a, pending) for a in [*eqn.inputs, *eqn.outvars]]
+        ins, outs = names[:len(eqn.inputs)], names[len(eqn.inputs):]
+        addresses = {name: self._slot_address(var) for var, name in pending.items()}
+
+        def define_views(used) -> None:
+            for var, name in list(pending.items()):
+                del pending[var]
+                if used(name):
+                    self.array(var, view_name=name)
+
+        ctx = context_class(self.names, self.blas, self, addresses,
+                            before_direct_emission=lambda: define_views(lambda name: True))
+        lines = list(eqn.primitive.lower.emit(ctx, eqn, ins, outs))
+        text = "\n".join(lines)
+        define_views(lambda name: re.search(rf"\b{name}\b", text) is not None)
+        for line in lines:
+            self._note_helpers(line)
+            self.emit(line)
+
+    def _kernel_operand(self, atom, pending: dict) -> str:
+        """The array name a kernel sees; for an arena slot without a view yet, a name whose
+        view is defined later, only if used (`pending`)."""
+        if type(atom) is Var and atom in self.slots and atom not in self.buffer:
+            if atom not in pending:
+                pending[atom] = self.names.fresh("t")
+            return pending[atom]
+        return self.array(atom)
+
+    def _slot_address(self, var: Var) -> str:
+        arena, offset = self.slots[var]
+        address = f"{arena}.ctypes.data"
+        return f"{address} + {offset * var.aval.dtype.itemsize}" if offset else address
 
     # --- the module ----------------------------------------------------------------------------
 

@@ -79,13 +79,29 @@ class KernelContext:
     `emitter.temp(aval)` for scratch buffers.
     """
 
-    def __init__(self, names, blas: set, emitter=None):
+    def __init__(self, names, blas: set, emitter=None, addresses: dict | None = None,
+                 before_direct_emission=None):
         self.names = names
         self.blas = blas
-        self.emitter = emitter
+        self._emitter = emitter
+        self._addresses = addresses or {}
+        self._before_direct_emission = before_direct_emission
+
+    @property
+    def emitter(self):
+        """The code generator, for kernels that emit lines themselves (control flow)."""
+        if self._before_direct_emission is not None:
+            self._before_direct_emission()  # define every operand view before those lines
+            self._before_direct_emission = None
+        return self._emitter
 
     def fresh(self, prefix: str) -> str:
         return self.names.fresh(prefix)
+
+    def pointer(self, array: str) -> str:
+        """An expression for the address of `array`'s first element (an integer), which for
+        an intermediate needs no array view."""
+        return self._addresses.get(array) or f"{array}.ctypes.data"
 
     def use_blas(self, dtype_name: str) -> str:
         self.blas.add(dtype_name)
@@ -187,15 +203,15 @@ def _gemm_lines(ctx, eqn, ins, outs):
     call = "gemm_call_f32" if dtype.name == "float32" else "gemm_call_f64"
     zero = literal(0, dtype)
     if batch == 1:
-        lines.append(f"{call}({blas}, {trans_a}, {trans_b}, {m}, {n}, {k}, {a}.ctypes.data, {lda}, "
-                     f"{b}.ctypes.data, {ldb}, {out}.ctypes.data, {n}, {zero})")
+        lines.append(f"{call}({blas}, {trans_a}, {trans_b}, {m}, {n}, {k}, {ctx.pointer(a)}, "
+                     f"{lda}, {ctx.pointer(b)}, {ldb}, {ctx.pointer(out)}, {n}, {zero})")
         return lines
     i = ctx.fresh("b")
     lines.append(f"for {i} in range({batch}):")
     lines.append(f"{INDENT}{call}({blas}, {trans_a}, {trans_b}, {m}, {n}, {k}, "
-                 f"{a}.ctypes.data + {i} * {m * k * item}, {lda}, "
-                 f"{b}.ctypes.data + {i} * {k * n * item}, {ldb}, "
-                 f"{out}.ctypes.data + {i} * {m * n * item}, {n}, {zero})")
+                 f"{ctx.pointer(a)} + {i} * {m * k * item}, {lda}, "
+                 f"{ctx.pointer(b)} + {i} * {k * n * item}, {ldb}, "
+                 f"{ctx.pointer(out)} + {i} * {m * n * item}, {n}, {zero})")
     return lines
 
 

@@ -1581,3 +1581,51 @@ def test_jit_trace_cache_rules():
         return after_values, len(traces), x
 
     check(case)
+
+
+# ---------------------------------------------------------------------------------------------
+# Promotion table: every pair of operand kinds under every binary operator
+
+OPERANDS = {
+    "bool": lambda n: n.array([True, False, True]),
+    "i32": lambda n: n.array([3, -2, 5], n.int32),
+    "u32": lambda n: n.array([3, 2, 5], n.uint32),
+    "f32": lambda n: n.array([1.5, -2.0, 0.25], n.float32),
+    "weak_f": lambda n: n.asarray(1.5),
+    "weak_i": lambda n: n.asarray(2),
+    "pybool": lambda n: True,
+    "pyint": lambda n: 3,
+    "pyfloat": lambda n: 0.5,
+    "np_i64": lambda n: np.array([1, 2, 3], np.int64),
+    "np_f64": lambda n: np.array([0.5, 1.0, 2.0]),
+    "np_f32_scalar": lambda n: np.float32(2.0),
+    "np_i8": lambda n: np.array([1, 2, 3], np.int8),
+}
+OPS = {"add": "__add__", "mul": "__mul__", "truediv": "__truediv__", "sub": "__sub__",
+       "max": "maximum", "lt": "less", "where": "where"}
+
+
+def _binop(op, a, b):
+    def case(j, n):
+        x, y = OPERANDS[a](n), OPERANDS[b](n)
+        if op == "where":
+            return n.where(n.array([True, False, True]), x, y)
+        if OPS[op].startswith("__"):
+            if not isinstance(x, (jax.Array, fnbrrr.Array)):
+                return getattr(n, {"add": "add", "mul": "multiply", "truediv": "divide",
+                                   "sub": "subtract"}[op])(x, y)
+            return getattr(x, OPS[op])(y)
+        return getattr(n, OPS[op])(x, y)
+
+    return case
+
+
+PROMOTION_TABLE = {
+    f"{op}-{a}-{b}": _binop(op, a, b) for op in OPS for a in OPERANDS for b in OPERANDS
+    if not (a.startswith(("py", "np")) and b.startswith(("py", "np")))
+}
+
+
+@cases(PROMOTION_TABLE)
+def test_promotion_table(case):
+    check(case)

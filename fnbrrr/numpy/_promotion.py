@@ -41,11 +41,12 @@ _CONST_CACHE_MAX = 4096
 _BROADCAST_CACHE: dict = {}
 
 # What int and bool dtypes become in functions that need an inexact result (sin, divide,
-# mean): NumPy's choice, then canonicalised (int32 -> float32 here, where NumPy says float64).
+# mean): JAX's choice, float32 up to 32-bit ints (NumPy gives float16 for int8/uint8), then
+# canonicalised (int64 -> float32 unless 64-bit types are on).
 _TO_INEXACT = {
     BOOL: np.dtype("float32"),
-    np.dtype("int8"): np.dtype("float16"),
-    np.dtype("uint8"): np.dtype("float16"),
+    np.dtype("int8"): np.dtype("float32"),
+    np.dtype("uint8"): np.dtype("float32"),
     np.dtype("int16"): np.dtype("float32"),
     np.dtype("uint16"): np.dtype("float32"),
     np.dtype("int32"): np.dtype("float32"),

@@ -63,8 +63,6 @@ def test_unsupported_dtypes_raise_clearly():
 
 def test_small_ints_become_float32_in_inexact_functions_like_jax():
     # NumPy picks float16 for int8/uint8; JAX (the reference) picks float32.
-    import fnbrrr.numpy as jnp
-
     for dt in (np.int8, np.uint8, np.int16, np.bool_):
         x = jnp.array([1, 2], dt)
         for out in (jnp.sqrt(x), jnp.sin(x), x / x, x / 2, jnp.mean(x), jnp.var(x)):

@@ -1629,3 +1629,76 @@ PROMOTION_TABLE = {
 @cases(PROMOTION_TABLE)
 def test_promotion_table(case):
     check(case)
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributions: sample statistics (not values) must agree with JAX's
+
+
+def _stats(x):
+    a = np.asarray(x, np.float64)
+    return np.array([a.mean(), a.std()])
+
+
+def _stat_case(fn):
+    def case(j, n):
+        out = fn(j, n)
+        return (np.asarray(out).shape, str(np.asarray(out).dtype), _stats(out))
+
+    return case
+
+
+INIT_SHAPES = [(256, 512), (3, 3, 64, 128), (512,)]
+DISTRIBUTIONS = {}
+for _iname in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal",
+               "lecun_uniform", "xavier_uniform", "kaiming_normal"):
+    for _shape in INIT_SHAPES[:2]:
+        DISTRIBUTIONS[f"{_iname}-{_shape}"] = _stat_case(functools.partial(
+            lambda j, n, name, shape: getattr(j.nn.initializers, name)()(
+                j.random.PRNGKey(1), shape), name=_iname, shape=_shape))
+DISTRIBUTIONS.update({
+    "init_normal": _stat_case(lambda j, n: j.nn.initializers.normal(0.5)(
+        j.random.PRNGKey(1), (400, 300))),
+    "init_normal_default": _stat_case(lambda j, n: j.nn.initializers.normal()(
+        j.random.PRNGKey(1), (400, 300))),
+    "init_uniform": _stat_case(lambda j, n: j.nn.initializers.uniform(2.0)(
+        j.random.PRNGKey(1), (400, 300))),
+    "init_uniform_default": _stat_case(lambda j, n: j.nn.initializers.uniform()(
+        j.random.PRNGKey(1), (400, 300))),
+    "init_truncated_normal": _stat_case(lambda j, n: j.nn.initializers.truncated_normal(2.0)(
+        j.random.PRNGKey(1), (400, 300))),
+    "init_zeros": _stat_case(lambda j, n: j.nn.initializers.zeros(j.random.PRNGKey(1), (3, 4))),
+    "init_ones": _stat_case(lambda j, n: j.nn.initializers.ones(j.random.PRNGKey(1), (3, 4))),
+    "init_constant": _stat_case(lambda j, n: j.nn.initializers.constant(0.3)(
+        j.random.PRNGKey(1), (3, 4))),
+    "init_variance_scaling_fan_out": _stat_case(lambda j, n: j.nn.initializers.variance_scaling(
+        2.0, "fan_out", "truncated_normal")(j.random.PRNGKey(1), (300, 400))),
+    "init_variance_scaling_fan_avg_uniform": _stat_case(
+        lambda j, n: j.nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")(
+            j.random.PRNGKey(1), (300, 400))),
+    "init_glorot_in_axis": _stat_case(lambda j, n: j.nn.initializers.glorot_uniform(
+        in_axis=1, out_axis=0)(j.random.PRNGKey(1), (64, 32, 3, 3))),
+    "normal": _stat_case(lambda j, n: j.random.normal(j.random.PRNGKey(2), (200000,))),
+    "uniform": _stat_case(lambda j, n: j.random.uniform(j.random.PRNGKey(2), (200000,),
+                                                        minval=-1.0, maxval=3.0)),
+    "randint": _stat_case(lambda j, n: j.random.randint(j.random.PRNGKey(2), (200000,), -3, 7)),
+    "bernoulli": _stat_case(lambda j, n: j.random.bernoulli(j.random.PRNGKey(2), 0.3,
+                                                            (200000,))),
+    "categorical": _stat_case(lambda j, n: j.random.categorical(
+        j.random.PRNGKey(2), n.log(n.array([0.1, 0.2, 0.7])), shape=(200000,))),
+    "truncated_normal": _stat_case(lambda j, n: j.random.truncated_normal(
+        j.random.PRNGKey(2), -1.0, 2.0, (200000,))),
+    "exponential": _stat_case(lambda j, n: j.random.exponential(j.random.PRNGKey(2),
+                                                                (200000,))),
+    "choice": _stat_case(lambda j, n: j.random.choice(j.random.PRNGKey(2), 5, (200000,))),
+    "gumbel": _stat_case(lambda j, n: j.random.gumbel(j.random.PRNGKey(2), (200000,))),
+    "permutation": _stat_case(lambda j, n: j.random.permutation(j.random.PRNGKey(2), 1000)),
+    "dropout_like": _stat_case(lambda j, n: n.where(
+        j.random.bernoulli(j.random.PRNGKey(2), 0.9, (1000, 100)), 1 / 0.9, 0.0)),
+})
+
+
+@cases(DISTRIBUTIONS)
+def test_distributions(case):
+    # mean and std within a few percent (of the std where the mean is ~0).
+    check(case, rtol=0.03, atol=0.03)

@@ -600,7 +600,8 @@ class _Emitter:
     # --- the module ----------------------------------------------------------------------------
 
     def _whole_program(self, arg_names) -> list[str]:
-        return [f"@numba.njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
+        return [f"@numba.njit(cache=True, no_cfunc_wrapper=True, error_model='numpy', "
+                f"fastmath={FASTMATH})",
                 f"def {self.name}({', '.join(arg_names)}):", *self.lines, ""]
 
     def _split_program(self, arg_names) -> list[str]:
@@ -611,7 +612,8 @@ class _Emitter:
         for k, info in enumerate(self.steps):
             start, end = info.lines
             views = [line for index, line in self.view_lines if index < start]
-            out += [f"@numba.njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
+            out += [f"@numba.njit(cache=True, no_cfunc_wrapper=True, error_model='numpy', "
+                    f"fastmath={FASTMATH})",
                     f"def step_{k}({signature}):", *views, *self.lines[start:end],
                     "    return 0", "", ""]
         out.append(f"STEPS = [{', '.join(f'step_{k}' for k in range(len(self.steps)))}]")

@@ -410,3 +410,65 @@ def test_every_primitive_compiles_without_the_object_mode_fallback():
 def test_softmax_compiles_without_object_mode():
     text = fnbrrr.jit(fnbrrr.nn.log_softmax).lower(jnp.ones((4, 10))).as_text()
     assert "objmode" not in text
+
+
+# --- what keeps compile time down (docs/performance.md, W6) ----------------------------------
+
+
+def test_view_intrinsic_shares_memory_at_an_offset():
+    import numba
+
+    from fnbrrr.jit.kernels import _view
+
+    @numba.njit
+    def views(a):
+        block = _view(a, 2, (2, 3))
+        block[1, 0] = -1.0
+        return block, _view(a, 4, 3), _view(a, 7, ()).item()
+
+    a = np.arange(10.0, dtype=np.float32)
+    block, flat, scalar = views(a)
+    np.testing.assert_array_equal(block, [[2, 3, 4], [-1, 6, 7]])
+    np.testing.assert_array_equal(flat, [4, -1, 6])
+    assert scalar == 7.0 and a[5] == -1.0  # a view, not a copy
+
+
+def test_intermediates_share_one_arena_per_dtype():
+    def f(x, w):
+        h = jnp.maximum(x @ w, 0.0)
+        mask = (h > 1.0).astype(jnp.int32)
+        return jnp.sum(h * mask, axis=1), jnp.sum(mask)
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 80)).astype(np.float32)
+    w = rng.normal(size=(80, 96)).astype(np.float32)
+    lowered = fnbrrr.jit(f).lower(x, w)
+    temps = [a for a in lowered.generated.args if a.role == "temp"]
+    assert sorted(a.name for a in temps) == ["a_float32"], temps  # the int mask is fused
+    for got, want in zip(fnbrrr.jit(f)(x, w), f(jnp.asarray(x), jnp.asarray(w))):
+        _assert_same(got, want)
+
+
+def test_typed_constants_are_module_globals_not_calls():
+    def f(x):
+        return jnp.maximum(x * 0.25, -jnp.inf) + jnp.minimum(x, 0.5)
+
+    text = fnbrrr.jit(f).lower(jnp.ones(8)).as_text()
+    body = text.split("def program(")[1].split("\ndef ")[0]
+    assert "np.float32(" not in body and "FLOAT32_" in body
+    assert "= np.float32(-np.inf)" in text and "= np.float32(0.25)" in text
+    x = jnp.asarray(np.linspace(-1.0, 8.0, 8, dtype=np.float32))
+    _assert_same(fnbrrr.jit(f)(x), f(x))
+
+
+def test_numba_start_up_does_not_import_scipy_linalg_yet_np_dot_still_works():
+    script = (
+        "import sys, numpy as np, numba, importlib\n"
+        "importlib.import_module('fnbrrr.jit.runtime').defer_numba_blas_check()\n"
+        "numba.njit(lambda a: a[0] + 1.0)(np.ones(2))\n"
+        "print('scipy.linalg' in sys.modules)\n"
+        "print(numba.njit(lambda a, b: np.dot(a, b))(np.ones(3), np.arange(3.0)))\n"
+    )
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert lines == ["False", "3.0"]

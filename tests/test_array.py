@@ -356,3 +356,32 @@ def test_integer_power_with_negative_array_exponents_truncates_like_repeated_div
         np.testing.assert_array_equal(out, want)
         np.testing.assert_array_equal(
             fnbrrr.jit(jnp.power)(jnp.asarray(base), jnp.full(7, k, jnp.int32)), want)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.int8])
+def test_shift_operators_match_python_integers(dtype):
+    bits = np.dtype(dtype).itemsize * 8
+    if np.dtype(dtype).kind == "u":
+        xn = np.array([0, 1, 5, 7, 100, 2**31 + 3, 2**32 - 1], dtype)
+    else:
+        xn = np.array([-7, -5, -1, 0, 1, 5, 7, 100], dtype)
+    x = jnp.asarray(xn)
+    for k in (0, 1, 2, 7, bits - 1, bits, bits + 3):
+        want_left = np.array([(int(v) << k) % 2**bits for v in xn], np.uint64).astype(dtype)
+        want_right = np.array([int(v) >> k if k < bits else -(int(v) < 0) for v in xn]).astype(
+            dtype)
+        np.testing.assert_array_equal(x << k, want_left)
+        np.testing.assert_array_equal(x >> k, want_right)
+        np.testing.assert_array_equal(jnp.right_shift(x, jnp.full(len(xn), k, dtype)),
+                                      want_right)
+    np.testing.assert_array_equal(fnbrrr.jit(lambda a: (a << 3) >> 1)(x), (xn << 3) >> 1)
+    with pytest.raises(TypeError):
+        jnp.ones(2) << 1
+
+
+def test_sort_and_argsort_methods():
+    xn = np.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]], np.float32)
+    x = jnp.asarray(xn)
+    np.testing.assert_array_equal(x.sort(), np.sort(xn))
+    np.testing.assert_array_equal(x.sort(axis=0), np.sort(xn, axis=0))
+    np.testing.assert_array_equal(x.argsort(), np.argsort(xn, kind="stable"))

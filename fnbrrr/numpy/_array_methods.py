@@ -12,7 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from fnbrrr import lax
-from fnbrrr.numpy import _creation, _elementwise, _indexing, _linalg, _reductions, _shape
+from fnbrrr.numpy import (
+    _creation,
+    _elementwise,
+    _indexing,
+    _linalg,
+    _reductions,
+    _shape,
+    _sorting,
+)
 from fnbrrr.numpy._promotion import (
     _CONST_CACHE,
     BOOL,
@@ -246,6 +254,8 @@ def _methods() -> dict:
         ("cumprod", r.cumprod),
         ("ptp", r.ptp),
         ("take", i.take),
+        ("sort", _sorting.sort),
+        ("argsort", _sorting.argsort),
         ("nonzero", i.nonzero),
     ]:
         methods[name] = _method(fn, name)
@@ -266,6 +276,8 @@ def _methods() -> dict:
         "and": _wrap(e.bitwise_and),
         "or": _wrap(e.bitwise_or),
         "xor": _wrap(e.bitwise_xor),
+        "lshift": _wrap(e.left_shift),
+        "rshift": _wrap(e.right_shift),
     }
     for name, (op, rop) in binary.items():
         methods[f"__{name}__"] = op

@@ -738,6 +738,57 @@ bitwise_not = _named(lambda x, /: invert(x), "bitwise_not", "Alias of invert.")
 bitwise_invert = _named(lambda x, /: invert(x), "bitwise_invert", "Alias of invert.")
 
 
+def _shift_operands(name: str, x1, x2):
+    x, y, dt = promote2(name, x1, x2)
+    if dt.kind not in "iu":
+        raise TypeError(f"{name}: needs integer operands, got {dt.name}")
+    shape = broadcast_shapes(name, (x.shape, y.shape))
+    return broadcast_to_shape(x, shape), broadcast_to_shape(y, shape), dt, shape
+
+
+def left_shift(x1, x2, /):
+    """Elementwise x1 << x2 for integers (shifts of the bit width or more give 0).
+
+    Example:
+        >>> jnp.left_shift(jnp.array([1, 3]), 2)
+        Array([ 4, 12], dtype=int32)
+    """
+    x, y, dt, shape = _shift_operands("left_shift", x1, x2)
+    # x * 2**y wraps around exactly like a shift; 2**y is 0 once y reaches the bit width.
+    return lax.mul(x, _int_power(lax.full(shape, 2, dt), y, dt))
+
+
+def right_shift(x1, x2, /):
+    """Elementwise x1 >> x2: arithmetic for signed integers (rounds toward -inf), logical for
+    unsigned ones; shifts of the bit width or more give 0 (-1 for negative signed values).
+
+    Example:
+        >>> jnp.right_shift(jnp.array([-5, 12]), 1)
+        Array([-3,  6], dtype=int32)
+    """
+    x, y, dt, shape = _shift_operands("right_shift", x1, x2)
+    bits = dt.itemsize * 8
+    too_far = lax.ge(y, lax.full(shape, bits - 1, dt))
+    safe_y = lax.select_n(too_far, y, lax.full(shape, 0, dt))
+    shifted = floor_divide(x, _int_power(lax.full(shape, 2, dt), safe_y, dt))
+    if dt.kind == "u":
+        # 2**(bits - 1) is representable for unsigned types: only y >= bits is "too far".
+        beyond = lax.ge(y, lax.full(shape, bits, dt))
+        last = floor_divide(x, _int_power(lax.full(shape, 2, dt), lax.full(shape, bits - 1, dt),
+                                          dt))
+        shifted = lax.select_n(too_far, shifted, last)
+        return lax.select_n(beyond, shifted, lax.full(shape, 0, dt))
+    negative = lax.lt(x, lax.full(shape, 0, dt))
+    saturated = lax.select_n(negative, lax.full(shape, 0, dt), lax.full(shape, -1, dt))
+    return lax.select_n(too_far, shifted, saturated)
+
+
+bitwise_left_shift = _named(lambda x1, x2, /: left_shift(x1, x2), "bitwise_left_shift",
+                            "Alias of left_shift.")
+bitwise_right_shift = _named(lambda x1, x2, /: right_shift(x1, x2), "bitwise_right_shift",
+                             "Alias of right_shift.")
+
+
 def isclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False):
     """Elementwise |a - b| <= atol + rtol * |b| (and equal infinities)."""
     a, b = _inexact_pair("isclose", a, b)

@@ -1767,3 +1767,97 @@ METHODS = {
 @cases(METHODS)
 def test_methods(case):
     check(case)
+
+
+MISC = {
+    "float32_of_array": lambda j, n: n.float32(n.arange(3)),
+    "int32_of_array": lambda j, n: n.int32(n.array([1.7, -1.7])),
+    "bool_of_array": lambda j, n: n.bool_(n.arange(3)),
+    "uint32_scalar": lambda j, n: n.uint32(5),
+    "float32_of_np": lambda j, n: n.float32(F64),
+    "float32_traced": lambda j, n: j.jit(lambda a: n.float32(a) * 2)(n.arange(3)),
+    "ndarray_alias": lambda j, n: isinstance(n.ones(2), n.ndarray),
+    "dtype_str_compare": lambda j, n: n.ones(2).dtype == "float32",
+    "random_key_new_style": lambda j, n: _meta(j.random.normal(j.random.key(0), (2,))),
+    "softmax_axis_none": lambda j, n: j.nn.softmax(n.asarray(A23), axis=None),
+    "linspace_retstep": lambda j, n: n.linspace(0, 1, 5, retstep=True),
+    "tree_map_new_api": lambda j, n: j.tree.map(lambda x: x * 2, {"a": (1, 2)}),
+    "tree_leaves_new_api": lambda j, n: j.tree.leaves({"b": 1, "a": [2, 3]}),
+    "jit_static_default": lambda j, n: j.jit(lambda a, k=2: a * k, static_argnames="k")(
+        n.asarray(V3)),
+    "grad_int_aux": lambda j, n: j.grad(lambda a: (n.sum(a), 3), has_aux=True)(n.asarray(V3)),
+    "vmap_in_axes_dict_none_leaf": lambda j, n: j.vmap(lambda p: p["a"] + p["b"],
+                                                       in_axes=({"a": 0, "b": None},))(
+        {"a": n.asarray(A23), "b": 1.0}),
+    "vmap_list_arg": lambda j, n: j.vmap(lambda xs: xs[0] * xs[1])([n.asarray(V3),
+                                                                    n.asarray(W3)]),
+    "vmap_in_axes_tuple_of_tuple": lambda j, n: j.vmap(lambda p: p[0] * p[1],
+                                                       in_axes=((0, None),))(
+        (n.asarray(V3), 2.0)),
+    "vmap_out_axes_dict": lambda j, n: j.vmap(lambda a: {"x": a, "y": a * 2},
+                                              out_axes={"x": 0, "y": 1})(n.asarray(BATCH)),
+    "jit_returns_input": lambda j, n: j.jit(lambda a, b: (b, a))(n.asarray(V3), 2),
+    "jit_bool_out": lambda j, n: j.jit(lambda a: a > 0)(n.asarray(V3)),
+    "jit_uint_out": lambda j, n: j.jit(lambda k: j.random.split(k))(j.random.PRNGKey(0)).dtype,
+    "value_and_grad_scalar_int_raises": lambda j, n: j.value_and_grad(lambda a: a * 2)(3),
+    "hessian_pytree": lambda j, n: j.hessian(lambda p: n.sum(p["a"] ** 3) * p["b"])(
+        {"a": n.asarray(V3), "b": n.asarray(2.0)}),
+    "jacfwd_int_raises": lambda j, n: j.jacfwd(lambda a: a * 2)(n.arange(3)),
+    "jacrev_int_raises": lambda j, n: j.jacrev(lambda a: a * 2)(n.arange(3)),
+    "eval_shape_like_meta": lambda j, n: _meta(j.vmap(j.grad(lambda a: (a ** 2).sum()))(
+        n.ones((4, 3)))),
+    "where_grad_both": lambda j, n: j.grad(lambda a, b: n.sum(n.where(a > 0, a, b)),
+                                           argnums=(0, 1))(n.asarray(V3), n.asarray(W3)),
+    "clip_grad_bounds": lambda j, n: j.grad(lambda a, lo: n.sum(n.clip(a, lo, 0.5)),
+                                            argnums=(0, 1))(n.asarray(V3), -0.2),
+}
+
+
+@cases(MISC)
+def test_misc(case):
+    check(case, weak=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random broadcastable shapes through elementwise ops, reductions and matmul, eager and jitted
+
+
+def _random_shape_pair(rng):
+    ndim = int(rng.integers(0, 4))
+    a = [int(rng.integers(1, 4)) for _ in range(ndim)]
+    b = [d if rng.random() < 0.6 else 1 for d in a][int(rng.integers(0, ndim + 1)):]
+    if rng.random() < 0.5:
+        a, b = b, a
+    return tuple(a), tuple(b)
+
+
+def _shape_case(seed):
+    rng = np.random.default_rng(seed)
+    sa, sb = _random_shape_pair(rng)
+    xa = rng.standard_normal(sa).astype(np.float32)
+    xb = rng.standard_normal(sb).astype(np.float32)
+    ia = rng.integers(-3, 4, sa).astype(np.int32)
+    ndim = max(len(sa), len(sb))
+    axis = int(rng.integers(-ndim, ndim)) if ndim else None
+
+    def body(n, a, b, i):
+        s = a * b + n.maximum(a, b) - n.where(a > b, a, 2.0) / (1.0 + b * b)
+        out = [s, i * a, i // 2 + b, n.sum(s, axis=axis), n.max(s, axis=axis, keepdims=True),
+               n.mean(i, axis=axis), n.argmax(s, axis=axis) if s.ndim else s]
+        if a.ndim >= 1 and b.ndim >= 1 and a.shape[-1:] == b.shape[-1:]:
+            out.append(a @ n.swapaxes(b, -1, -2) if b.ndim >= 2 else a @ b)
+        return out
+
+    def case(j, n):
+        eager = body(n, n.asarray(xa), n.asarray(xb), n.asarray(ia))
+        jitted = j.jit(functools.partial(body, n))(xa, xb, ia)
+        grads = j.grad(lambda a, b: n.sum(body(n, a, b, n.asarray(ia))[0] ** 2),
+                       argnums=(0, 1))(n.asarray(xa), n.asarray(xb))
+        return eager, jitted, grads
+
+    return case
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_shapes(seed):
+    check(_shape_case(seed))

@@ -26,8 +26,6 @@ from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helpe
 from fnbrrr.jit.conv_kernels.loops import (
     HELPER,
     INLINE,
-    add_run,
-    fill_run,
     flat,
     inside,
     u,
@@ -50,67 +48,108 @@ TileGeo = namedtuple("TileGeo", ("n0", "n1", "n2", "n3", "w0", "w1", "w2", "w3",
 TILE_SIZE = len(TileGeo._fields)
 
 
+# What `_tile_pass` does over the cells of one tile.
+PASS_SUM, PASS_MAX, PASS_PICK, PASS_ZERO = 0, 1, 2, 3
+# What `_tile_nest` computes per tile.
+TILE_SUM, TILE_MAX, TILE_GATHER, TILE_SCATTER = 0, 1, 2, 3
+
+
 @numba.njit(**INLINE)
-def _max_into(dst, d, src, s, s_step, n):
-    """dst[d + v] = max(dst[d + v], src[s + v*s_step]) for v < n; a NaN wins."""
-    for v in range(n):
-        a, x = dst[u(d + v)], src[u(s + v * s_step)]
-        dst[u(d + v)] = a if (a >= x or a != a) else x
+def _tile_pass(mode, src, dst, first, acc, at, zero, g, w0, w1, w2, w3, b3):
+    """One pass over the cells first + k0*b0 + k1*b1 + k2*b2 + k3*b3 of a tile; returns
+    (acc, at).
+
+    PASS_SUM / PASS_MAX: acc += / max= the cells (a NaN wins the max);
+    PASS_PICK: at = the first cell holding acc (the max) or a NaN (the pass runs backwards);
+    PASS_ZERO: dst[cell] = zero.
+    Every choice is a select, not a branch: branches on the data cost 3x (mispredictions).
+    """
+    back = 1 if mode == PASS_PICK else 0
+    for i0 in range(w0):
+        k0 = i0 + back * (w0 - 1 - 2 * i0)
+        for i1 in range(w1):
+            k1 = i1 + back * (w1 - 1 - 2 * i1)
+            for i2 in range(w2):
+                k2 = i2 + back * (w2 - 1 - 2 * i2)
+                for i3 in range(w3):
+                    c = (first + k0 * g.b0 + k1 * g.b1 + k2 * g.b2
+                         + (i3 + back * (w3 - 1 - 2 * i3)) * b3)
+                    if mode == PASS_ZERO:
+                        dst[u(c)] = zero
+                        continue
+                    x = src[u(c)]
+                    if mode == PASS_SUM:
+                        acc += x
+                    elif mode == PASS_MAX:
+                        acc = acc if (acc >= x) | (acc != acc) else x
+                    else:
+                        at = c if (x == acc) | (x != x) else at
+    return acc, at
+
+
+@numba.njit(**INLINE)
+def _tile_nest(mode, src, dst, values, init, g, w0, w1, w2, w3, a3, b3):
+    """Every tile: TILE_SUM / TILE_MAX fold it into dst; TILE_GATHER / TILE_SCATTER find its
+    first maximum `at` (its max, then the first cell holding it), then dst[w] = values[at] /
+    dst = values[w] at `at` and zero elsewhere in the tile (the tiles cover dst)."""
+    for o0 in range(g.n0):
+        for o1 in range(g.n1):
+            for o2 in range(g.n2):
+                row = ((o0 * g.n1 + o1) * g.n2 + o2) * g.n3
+                base = o0 * g.a0 + o1 * g.a1 + o2 * g.a2
+                for v in range(g.n3):
+                    first, w = base + v * a3, row + v
+                    if mode == TILE_SUM:
+                        dst[u(w)] = _tile_pass(PASS_SUM, src, dst, first, init, 0, init, g,
+                                               w0, w1, w2, w3, b3)[0]
+                        continue
+                    best = _tile_pass(PASS_MAX, src, dst, first, src[u(first)], 0, init, g,
+                                      w0, w1, w2, w3, b3)[0]
+                    if mode == TILE_MAX:
+                        dst[u(w)] = best
+                        continue
+                    at = _tile_pass(PASS_PICK, src, dst, first, best, first, init, g,
+                                    w0, w1, w2, w3, b3)[1]
+                    if mode == TILE_GATHER:
+                        dst[u(w)] = values[u(at)]
+                        continue
+                    _tile_pass(PASS_ZERO, src, dst, first, best, at, init, g, w0, w1, w2, w3, b3)
+                    dst[u(at)] = values[u(w)]
+
+
+@numba.njit(**INLINE)
+def _tiles(mode, src, dst, values, init, g):
+    """`_tile_nest` with constant tile sizes and steps for 2x2 pooling of NCHW and of
+    channels-last operands: LLVM then unrolls each tile and vectorises along the row.
+    (The choice is made once per call; made per row, it costs more than it saves.)"""
+    if (g.w0, g.w1, g.w2, g.w3, g.a3, g.b3) == (1, 1, 2, 2, 2, 1):
+        _tile_nest(mode, src, dst, values, init, g, 1, 1, 2, 2, 2, 1)
+    elif (g.w0, g.w1, g.w2, g.w3, g.a3) == (1, 2, 2, 1, 1):
+        _tile_nest(mode, src, dst, values, init, g, 1, 2, 2, 1, 1, 0)
+    else:
+        _tile_nest(mode, src, dst, values, init, g, g.w0, g.w1, g.w2, g.w3, g.a3, g.b3)
 
 
 @numba.njit(**HELPER)
 def tile_reduce(operand, result, is_max, init, g):
     """result = the sum or max of each tile of `operand`; `g` a `TileGeo`."""
     src, dst = flat(operand), flat(result)
-    for o0 in range(g.n0):
-        for o1 in range(g.n1):
-            for o2 in range(g.n2):
-                row = ((o0 * g.n1 + o1) * g.n2 + o2) * g.n3
-                base = o0 * g.a0 + o1 * g.a1 + o2 * g.a2
-                fill_run(dst, row, 1, 0, g.n3, init)
-                for k0 in range(g.w0):
-                    for k1 in range(g.w1):
-                        for k2 in range(g.w2):
-                            for k3 in range(g.w3):
-                                s = base + k0 * g.b0 + k1 * g.b1 + k2 * g.b2 + k3 * g.b3
-                                if is_max:
-                                    _max_into(dst, row, src, s, g.a3, g.n3)
-                                else:
-                                    add_run(src, dst, s, row, g.a3, 1, g.n3)
+    if is_max:  # (dst stands in for the values that folds do not read)
+        _tiles(TILE_MAX, src, dst, dst, init, g)
+    else:
+        _tiles(TILE_SUM, src, dst, dst, init, g)
 
 
 @numba.njit(**HELPER)
-def tile_select(values_array, operand, out_array, best, at, gather, zero, g):
+def tile_select(values_array, operand, out_array, gather, zero, g):
     """Per tile, the first maximum of `operand` (a NaN wins); then out[w] = values[at]
-    (`gather`: select_and_gather_add) or out = 0, out[at] = values[w] (scatter). `best` and
-    `at` are scratch rows of n3 values and indices."""
+    (`gather`: select_and_gather_add) or out = values[w] at `at` and zero elsewhere in the
+    tile (scatter: select_and_scatter_add)."""
     src, values, out = flat(operand), flat(values_array), flat(out_array)
-    if not gather:
-        out[:] = zero
-    for o0 in range(g.n0):
-        for o1 in range(g.n1):
-            for o2 in range(g.n2):
-                row = ((o0 * g.n1 + o1) * g.n2 + o2) * g.n3
-                base = o0 * g.a0 + o1 * g.a1 + o2 * g.a2
-                for v in range(g.n3):
-                    best[v] = src[u(base + v * g.a3)]
-                    at[v] = base + v * g.a3
-                for k0 in range(g.w0):
-                    for k1 in range(g.w1):
-                        for k2 in range(g.w2):
-                            for k3 in range(g.w3):
-                                s = base + k0 * g.b0 + k1 * g.b1 + k2 * g.b2 + k3 * g.b3
-                                for v in range(g.n3):
-                                    c = s + v * g.a3
-                                    x, b = src[u(c)], best[v]
-                                    take = x > b or (x != x and b == b)
-                                    best[v] = x if take else b
-                                    at[v] = c if take else at[v]
-                for v in range(g.n3):
-                    if gather:
-                        out[u(row + v)] = values[u(at[v])]
-                    else:
-                        out[u(at[v])] = values[u(row + v)]
+    if gather:
+        _tiles(TILE_GATHER, src, out, values, zero, g)
+    else:
+        _tiles(TILE_SCATTER, src, out, values, zero, g)
 
 
 @c_helper("tile_reduce", "iiiiiTi")
@@ -119,13 +158,11 @@ def c_tile_reduce(src, n_src, dst, n_dst, is_max, init, geo):
     tile_reduce(array_at(src, n_src, init), array_at(dst, n_dst, init), is_max != 0, init, g)
 
 
-@c_helper("tile_select", "iiiiiiiiiiiTi")
-def c_tile_select(values, n_values, operand, n_operand, out, n_out, best, n_best, at, n_at,
-                  gather, zero, geo):
+@c_helper("tile_select", "iiiiiiiTi")
+def c_tile_select(values, n_values, operand, n_operand, out, n_out, gather, zero, geo):
     g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
     tile_select(array_at(values, n_values, zero), array_at(operand, n_operand, zero),
-                array_at(out, n_out, zero), array_at(best, n_best, zero),
-                array_at(at, n_at, n_at), gather != 0, zero, g)
+                array_at(out, n_out, zero), gather != 0, zero, g)
 
 
 def tile_geometry(shape, params: dict) -> TileGeo | None:
@@ -364,11 +401,9 @@ def _emit_select(gather: bool):
         code = Code()
         tiles = tile_geometry(operand_aval.shape, eqn.params)
         if tiles is not None and operand_aval.dtype == out_aval.dtype:
-            best = ctx.emitter.temp(ShapedArray((tiles.n3,), out_aval.dtype))
-            at = ctx.emitter.temp(ShapedArray((tiles.n3,), np.dtype(np.int64)))
             emit_helper_call(ctx, code, "tile_select", out_aval.dtype,
-                             [Buffer(ins[0]), Buffer(ins[1]), Buffer(outs[0]), Buffer(best),
-                              Buffer(at), int(gather), zero], tiles)
+                             [Buffer(ins[0]), Buffer(ins[1]), Buffer(outs[0]), int(gather),
+                              zero], tiles)
             return code.lines
         where = ctx.emitter.temp(ShapedArray((math.prod(windows_shape),), np.dtype(np.int64)))
         geo = window_geometry(eqn.params, operand_aval.shape, windows_shape)

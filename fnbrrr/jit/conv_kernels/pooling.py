@@ -6,8 +6,13 @@ Two families of compiled helpers:
 * **tiles**: windows that tile the operand (window == stride, no padding, no dilation, every
   size divisible), the usual pooling layers. The operand is read as alternating output and
   window axes, (O0, W0, O1, W1, O2, W2, O3, W3) after merging neighbours and padding with
-  size-1 axes, and each row of O3 outputs is folded from whole runs of the input, with no
-  bounds checks. The derivatives are a per-window arg-max: no two windows share a cell.
+  size-1 axes; each tile is folded with no bounds checks, and 2x2 pools (NCHW or channels
+  last) get constant tile sizes, so that LLVM unrolls the tiles and vectorises along a row.
+  The derivatives are a per-tile arg-max (no two tiles share a cell): the max, then the
+  first cell holding it, chosen with selects, never with branches on the data. Measured on
+  the flagship's first pool (128x16x28x28 f32, one core): forward 0.51 ms, VJP 1.64 ms, where
+  the `windows` helpers took 10.2 / 17.5 ms and a reshape to (N, C, H/2, 2, W/2, 2) and a max
+  over the window axes 0.76 / 4.46 ms.
 * **windows**: anything else of rank <= 6 (padding, dilations, overlapping windows), one window
   at a time with a bounds check per cell. Operands of higher rank get generated loops.
 """
@@ -23,14 +28,7 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from fnbrrr.core import ShapedArray
 from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helper_call
-from fnbrrr.jit.conv_kernels.loops import (
-    HELPER,
-    INLINE,
-    flat,
-    inside,
-    u,
-    undilate,
-)
+from fnbrrr.jit.conv_kernels.loops import HELPER, INLINE, flat, inside, u, undilate
 from fnbrrr.jit.conv_kernels.source import INDENT, Code, affine, contiguous_strides, dilated
 from fnbrrr.jit.lowering import Kernel, literal
 

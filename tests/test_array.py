@@ -385,3 +385,57 @@ def test_sort_and_argsort_methods():
     np.testing.assert_array_equal(x.sort(), np.sort(xn))
     np.testing.assert_array_equal(x.sort(axis=0), np.sort(xn, axis=0))
     np.testing.assert_array_equal(x.argsort(), np.argsort(xn, kind="stable"))
+
+
+def _well_conditioned(rng, shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    return a + 3 * np.eye(shape[-1], dtype=np.float32)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (2, 4, 4), (6, 6)])
+def test_linalg_solve_inv_det_cholesky_match_numpy(shape):
+    rng = np.random.default_rng(sum(shape))
+    a = rng.standard_normal(shape).astype(np.float32)
+    b = rng.standard_normal(shape[:-1] + (2,)).astype(np.float32)
+    spd = (a @ np.swapaxes(a, -1, -2) + np.eye(shape[-1])).astype(np.float32)
+    tol = dict(rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(jnp.linalg.inv(a), np.linalg.inv(a), **tol)
+    np.testing.assert_allclose(jnp.linalg.solve(a, b), np.linalg.solve(a, b), **tol)
+    np.testing.assert_allclose(jnp.linalg.det(a), np.linalg.det(a), **tol)
+    sign, logabs = jnp.linalg.slogdet(a)
+    want_sign, want_logabs = np.linalg.slogdet(a)
+    np.testing.assert_array_equal(sign, want_sign)
+    np.testing.assert_allclose(logabs, want_logabs, **tol)
+    np.testing.assert_allclose(jnp.linalg.cholesky(spd), np.linalg.cholesky(spd), **tol)
+    if shape == (3, 3):  # one jitted check: the unrolled program takes a while to compile
+        np.testing.assert_allclose(fnbrrr.jit(jnp.linalg.inv)(a), np.linalg.inv(a), **tol)
+
+
+def test_linalg_vector_solve_singular_det_and_non_pd_cholesky():
+    rng = np.random.default_rng(0)
+    a = _well_conditioned(rng, (3, 3))
+    v = rng.standard_normal(3).astype(np.float32)
+    np.testing.assert_allclose(jnp.linalg.solve(a, v), np.linalg.solve(a, v), rtol=2e-4)
+    assert float(jnp.linalg.det(np.zeros((2, 2), np.float32))) == 0.0
+    assert float(jnp.linalg.det(np.array([[1.0, 2.0], [2.0, 4.0]], np.float32))) == 0.0
+    assert float(jnp.linalg.slogdet(np.zeros((2, 2), np.float32)).logabsdet) == -np.inf
+    assert np.isnan(np.asarray(jnp.linalg.cholesky(-np.eye(2, dtype=np.float32)))).any()
+    with pytest.raises(ValueError):
+        jnp.linalg.inv(np.ones((2, 3), np.float32))
+
+
+def test_linalg_gradients_match_closed_forms():
+    rng = np.random.default_rng(1)
+    a = _well_conditioned(rng, (3, 3))
+    inv_t = np.linalg.inv(a).T
+    # d det(A)/dA = det(A) A^-T;  d log|det A|/dA = A^-T
+    np.testing.assert_allclose(fnbrrr.grad(jnp.linalg.det)(a), np.linalg.det(a) * inv_t,
+                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(fnbrrr.grad(lambda m: jnp.linalg.slogdet(m)[1])(a), inv_t,
+                               rtol=1e-3, atol=1e-4)
+    # d sum(A^-1 b)/db = A^-T 1
+    b = rng.standard_normal(3).astype(np.float32)
+    np.testing.assert_allclose(fnbrrr.grad(lambda v: jnp.linalg.solve(a, v).sum())(b),
+                               inv_t @ np.ones(3), rtol=1e-3, atol=1e-4)
+    batched = fnbrrr.vmap(jnp.linalg.det)(np.stack([a, 2 * a]))
+    np.testing.assert_allclose(batched, [np.linalg.det(a), 8 * np.linalg.det(a)], rtol=1e-4)

@@ -1,12 +1,17 @@
-"""fnbrrr.numpy.linalg: norms (and the matrix products' linalg-namespace names).
+"""fnbrrr.numpy.linalg: norms, solve/inv/det/slogdet, cholesky (and the matrix products'
+linalg-namespace names).
 
-Decompositions (inv, solve, det, cholesky) need primitives fnbrrr does not have yet.
+The factorisations are compositions of fnbrrr.numpy operations, unrolled over the (static)
+matrix size: Gauss-Jordan elimination with partial pivoting for solve/inv/det, the
+column-by-column algorithm for cholesky. So they are differentiable, batchable and jit-able
+like everything else, and meant for small matrices (the program grows linearly with n).
 """
 
 from __future__ import annotations
 
 import math
 import operator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -99,12 +104,162 @@ def matrix_norm(x, /, *, keepdims: bool = False, ord="fro"):  # noqa: A002
     return _matrix_norm(_as_inexact(to_array(x, "matrix_norm")), ord, (-2, -1), keepdims)
 
 
+def _square_matrices(name: str, a):
+    a = _e._inexact(name, to_array(a, name))
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name}: needs square matrices (..., n, n), got shape {a.shape}")
+    return a
+
+
+def _gauss_jordan(a, b, zero_pivots_ok: bool = False):
+    """Reduce [a | b] (a: (..., n, n), b: (..., n, m)) to [I | a^-1 b] with partial pivoting.
+
+    Returns (a^-1 b, the pivots (..., n), the row swaps (..., n) as bool flags). With
+    `zero_pivots_ok` a zero pivot (a singular matrix) scales by 1 instead of dividing by 0, so
+    the pivots stay finite (det and slogdet then see the 0).
+    """
+    from fnbrrr.numpy import _indexing, _shape
+
+    n = a.shape[-1]
+    m = _shape.concatenate([a, b], axis=-1)
+    rows = _creation_arange(n)
+    pivots, swaps = [], []
+    for k in range(n):
+        # Row with the largest |entry| in column k, among rows k..n-1.
+        candidates = _e.where(rows >= k, _e.abs(m[..., :, k]), -1.0)
+        p = _r.argmax(candidates, axis=-1)
+        swapped = _e.where(rows == k, p[..., None], _e.where(rows == p[..., None], k, rows))
+        m = _indexing.take_along_axis(m, swapped[..., :, None], axis=-2)
+        pivot = m[..., k, k]
+        divisor = _e.where(pivot == 0, 1.0, pivot) if zero_pivots_ok else pivot
+        row_k = m[..., k, :] / divisor[..., None]
+        m = m - m[..., :, k : k + 1] * row_k[..., None, :]
+        m = _e.where((rows == k)[:, None], row_k[..., None, :], m)
+        pivots.append(pivot)
+        swaps.append(p != k)
+    return m[..., :, n:], _shape.stack(pivots, axis=-1), _shape.stack(swaps, axis=-1)
+
+
+def _creation_arange(n: int):
+    from fnbrrr.numpy._creation import arange
+
+    return arange(n)
+
+
+def solve(a, b):
+    """The solution x of a @ x = b, for square a (..., n, n) and b (n,) or (..., n, k).
+
+    Example:
+        >>> jnp.linalg.solve(jnp.array([[2.0, 0.0], [0.0, 4.0]]), jnp.array([2.0, 2.0]))
+        Array([1. , 0.5], dtype=float32)
+    """
+    a = _square_matrices("solve", a)
+    b = _e._inexact("solve", to_array(b, "solve"))
+    vector = b.ndim == 1  # as in JAX >= 0.5: a batched b is always (..., n, k)
+    bm = b[..., None] if vector else b
+    if bm.shape[-2] != a.shape[-1]:
+        raise ValueError(f"solve: shapes {a.shape} and {b.shape} do not match")
+    from fnbrrr.numpy._shape import broadcast_to
+
+    batch = np.broadcast_shapes(a.shape[:-2], bm.shape[:-2])
+    a = broadcast_to(a, batch + a.shape[-2:])
+    bm = broadcast_to(bm, batch + bm.shape[-2:])
+    x = _gauss_jordan(a, bm)[0]
+    return x[..., 0] if vector else x
+
+
+def inv(a):
+    """The inverse of square matrices a (..., n, n).
+
+    Example:
+        >>> jnp.linalg.inv(jnp.array([[2.0, 0.0], [0.0, 4.0]]))
+        Array([[0.5 , 0.  ],
+               [0.  , 0.25]], dtype=float32)
+    """
+    from fnbrrr.numpy._creation import eye
+    from fnbrrr.numpy._shape import broadcast_to
+
+    a = _square_matrices("inv", a)
+    ident = broadcast_to(eye(a.shape[-1], dtype=a.dtype), a.shape)
+    return _gauss_jordan(a, ident)[0]
+
+
+class SlogdetResult(NamedTuple):
+    """`slogdet`'s result: det = sign * exp(logabsdet)."""
+
+    sign: object
+    logabsdet: object
+
+
+def slogdet(a) -> SlogdetResult:
+    """(sign, log|det|) of square matrices a (..., n, n), as a `SlogdetResult` namedtuple.
+
+    Example:
+        >>> jnp.linalg.slogdet(jnp.array([[0.0, 2.0], [3.0, 0.0]]))[0]
+        Array(-1., dtype=float32)
+    """
+    from fnbrrr.numpy._creation import ones, zeros
+
+    a = _square_matrices("slogdet", a)
+    if a.shape[-1] == 0:
+        return SlogdetResult(ones(a.shape[:-2], a.dtype), zeros(a.shape[:-2], a.dtype))
+    _, pivots, swaps = _gauss_jordan(a, a[..., :, :0], zero_pivots_ok=True)
+    flips = _r.sum(swaps, axis=-1) % 2
+    sign = _r.prod(_e.sign(pivots), axis=-1) * (1 - 2 * flips).astype(a.dtype)
+    return SlogdetResult(sign, _r.sum(_e.log(_e.abs(pivots)), axis=-1))
+
+
+def det(a):
+    """The determinant of square matrices a (..., n, n).
+
+    Example:
+        >>> jnp.linalg.det(jnp.array([[2.0, 1.0], [1.0, 3.0]]))
+        Array(5., dtype=float32)
+    """
+    from fnbrrr.numpy._creation import ones
+
+    a = _square_matrices("det", a)
+    if a.shape[-1] == 0:
+        return ones(a.shape[:-2], a.dtype)
+    _, pivots, swaps = _gauss_jordan(a, a[..., :, :0], zero_pivots_ok=True)
+    flips = _r.sum(swaps, axis=-1) % 2
+    return _r.prod(pivots, axis=-1) * (1 - 2 * flips).astype(a.dtype)
+
+
+def cholesky(a, *, upper: bool = False):
+    """The lower Cholesky factor L (a = L @ L.T) of symmetric positive-definite a (..., n, n);
+    NaN where a is not positive definite. Only the symmetric part (a + a.T) / 2 is used.
+
+    Example:
+        >>> jnp.linalg.cholesky(jnp.array([[4.0, 2.0], [2.0, 2.0]]))
+        Array([[2., 0.],
+               [1., 1.]], dtype=float32)
+    """
+    from fnbrrr.numpy._creation import zeros_like
+
+    a = _square_matrices("cholesky", a)
+    a = (a + matrix_transpose(a)) / 2
+    n = a.shape[-1]
+    rows = _creation_arange(n)
+    lower = zeros_like(a)
+    for j in range(n):
+        v = a[..., :, j] - matmul(lower[..., :, :j], lower[..., j, :j][..., None])[..., 0]
+        col = v / _e.sqrt(v[..., j : j + 1])
+        lower = lower.at[..., :, j].set(_e.where(rows >= j, col, 0.0))
+    return matrix_transpose(lower) if upper else lower
+
+
 __all__ = [
+    "cholesky",
+    "det",
+    "inv",
     "matmul",
     "matrix_norm",
     "matrix_transpose",
     "norm",
     "outer",
+    "slogdet",
+    "solve",
     "tensordot",
     "vecdot",
     "vector_norm",

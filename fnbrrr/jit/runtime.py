@@ -128,16 +128,19 @@ def defer_numba_blas_check() -> None:
     """
     if "numba.np.arraymath" in sys.modules:
         return
-    from numba.np import linalg
+    with _LOCK:  # two threads must not swap ensure_blas at once
+        if "numba.np.arraymath" in sys.modules:
+            return
+        from numba.np import linalg
 
-    check = linalg.ensure_blas
-    linalg.ensure_blas = lambda: None
-    try:
-        from numba.np import arraymath
-    finally:
-        linalg.ensure_blas = check
-    if type(getattr(arraymath, "_HAVE_BLAS", None)) is bool:
-        arraymath._HAVE_BLAS = _LazyBlasCheck(check)
+        check = linalg.ensure_blas
+        linalg.ensure_blas = lambda: None
+        try:
+            from numba.np import arraymath
+        finally:
+            linalg.ensure_blas = check
+        if type(getattr(arraymath, "_HAVE_BLAS", None)) is bool:
+            arraymath._HAVE_BLAS = _LazyBlasCheck(check)
 
 
 def _numba_type(spec):

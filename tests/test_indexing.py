@@ -410,4 +410,21 @@ def test_at_min_max_power_apply_match_numpy_for_unique_indices():
     assert_same(staged(lambda a: a.at[1:].max(0.0), xn), np.where(np.arange(3)[:, None] > 0,
                                                                    np.maximum(xn, 0), xn))
     with pytest.raises(NotImplementedError, match="more than once"):
-        x.at[np.array([0, -3])].max(1.0)
+        x.at[np.array([0, -3])].power(1.0)
+
+
+def test_at_max_min_with_repeated_indices_match_numpy_ufunc_at():
+    xn = arange_array((3, 4, 5))
+    x = jnp.asarray(xn)
+    rows = np.array([0, 2, 0, -3, 7])  # 0 three times; 7 is out of range (dropped)
+    vals = np.arange(5 * 4 * 5, dtype=np.float32).reshape(5, 4, 5) - 50
+    for name, ufunc in (("max", np.maximum), ("min", np.minimum)):
+        want = xn.copy()
+        ufunc.at(want, rows[:4], vals[:4])
+        assert_same(getattr(x.at[rows], name)(vals), want)
+        assert_same(staged(lambda a, n=name: getattr(a.at[rows], n)(vals), xn), want)
+    cols = np.array([[1, 1], [3, 1]])
+    vals = np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2)
+    want = xn.copy()
+    np.maximum.at(want, (slice(None), cols, 2), vals)
+    assert_same(x.at[:, cols, 2].max(vals), want)

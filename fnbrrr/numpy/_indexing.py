@@ -21,6 +21,7 @@ dropped (an out-of-range static int drops the whole update, as in JAX).
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 from typing import NamedTuple
 
@@ -700,13 +701,13 @@ class _IndexUpdateRef:
         """
         from fnbrrr.numpy._elementwise import minimum
 
-        return self._read_modify_write("min", minimum, values, mode)
+        return self._read_modify_write("min", minimum, values, mode, reduce_repeats="min")
 
     def max(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """A copy of x with x[idx] = maximum(x[idx], values)."""
         from fnbrrr.numpy._elementwise import maximum
 
-        return self._read_modify_write("max", maximum, values, mode)
+        return self._read_modify_write("max", maximum, values, mode, reduce_repeats="max")
 
     def power(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """A copy of x with x[idx] = x[idx] ** values."""
@@ -718,17 +719,24 @@ class _IndexUpdateRef:
         """A copy of x with x[idx] = func(x[idx]) (`func` a unary elementwise function)."""
         return self._read_modify_write("apply", lambda old, _: func(old), None, mode)
 
-    def _read_modify_write(self, name, combine, values, mode):
+    def _read_modify_write(self, name, combine, values, mode, reduce_repeats=None):
         # Read x[idx], combine, write back with `set`: exact when no element is indexed twice.
+        # min/max first reduce the values aimed at one element (concrete index arrays only).
         _check_mode(mode)
         x = to_array(self.array, f"at[].{name}")
-        if _may_index_twice(x.shape, self.index):
-            raise NotImplementedError(
-                f"at[].{name}: index arrays that are traced or hit an element more than once are "
-                "not supported; use unique concrete indices, or .set/.add/.multiply"
-            )
-        new = combine(getitem(x, self.index), values)
-        return scatter_update(x, self.index, new, "set")
+        index = self.index
+        if _may_index_twice(x.shape, index):
+            merged = None
+            if reduce_repeats is not None:
+                merged = _merge_repeated(x, index, values, reduce_repeats)
+            if merged is None:
+                raise NotImplementedError(
+                    f"at[].{name}: index arrays that are traced or hit an element more than once "
+                    "are not supported here; use unique concrete indices, or .set/.add/.multiply"
+                )
+            index, values = merged
+        new = combine(getitem(x, index), values)
+        return scatter_update(x, index, new, "set")
 
 
 def _may_index_twice(shape: tuple, idx) -> bool:
@@ -746,6 +754,48 @@ def _may_index_twice(shape: tuple, idx) -> bool:
     ]
     flat = np.ravel_multi_index([c.ravel() for c in coords], dims)
     return len(np.unique(flat)) != flat.size
+
+
+def _merge_repeated(x, idx, values, reduce: str):
+    """(index, values) with one entry per distinct element hit by `idx`, the values aimed at
+    one element combined by `reduce` ("min" or "max"); None when that cannot be done statically
+    (traced index arrays, boolean masks)."""
+    from fnbrrr.numpy import _reductions
+
+    shape = x.shape
+    plan = parse_index(shape, idx)
+    arrays = [e for e in plan.entries if e.kind == _ARRAY]
+    items = idx if isinstance(idx, tuple) else (idx,)
+    if builtins.any(isinstance(e.value, Tracer) for e in arrays) or len(
+        {e.pos for e in arrays}
+    ) != len(arrays):  # traced, or a boolean mask (one item, several axes)
+        return None
+    dims = tuple(shape[e.dim] for e in arrays)
+    coords = [np.broadcast_to(np.where(v < 0, v + n, v), plan.bshape).ravel()
+              for v, n in ((np.asarray(e.value), n) for e, n in zip(arrays, dims))]
+    inside = np.all([(c >= 0) & (c < n) for c, n in zip(coords, dims)], axis=0)
+    members = np.flatnonzero(inside)  # out-of-range updates are dropped, as by `set`
+    flat = np.ravel_multi_index([c[members] for c in coords], dims)
+    _, first, group = np.unique(flat, return_index=True, return_inverse=True)
+    width = int(np.bincount(group).max())
+    table = np.repeat(members[first][:, None], width, axis=1)  # pad with the group's first
+    for g in range(len(first)):
+        hits = members[group == g]
+        table[g, : len(hits)] = hits
+    # The broadcast block of x[idx] sits at the front, or at the first advanced position.
+    at = 0
+    if plan.adjacent:
+        lead = next(k for k, e in enumerate(plan.entries) if e.kind == _ARRAY)
+        at = builtins.sum(1 for e in plan.entries[:lead] if e.kind in (_NONE, _SLICE))
+    v = _updates_for(reduce, x, plan, values)
+    nb = len(plan.bshape)
+    v = lax.reshape(v, v.shape[:at] + (math.prod(plan.bshape),) + v.shape[at + nb :])
+    v = take(v, const_indices(table), axis=at)
+    v = getattr(_reductions, reduce)(v, axis=at + 1)
+    new_items = list(items)
+    for e, c in zip(arrays, coords):
+        new_items[e.pos] = const_indices(c[members[first]])
+    return tuple(new_items), v
 
 
 def _check_mode(mode, supported=(None, "drop", "promise_in_bounds")) -> None:

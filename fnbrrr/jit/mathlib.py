@@ -45,19 +45,20 @@ series where noted; erf is fitted here (weighted least squares on Chebyshev node
 `math.erf`, iteratively re-weighted towards minimax, rounded to float32 and re-checked).
 
 tanh is fitted here too, by `_fit_tanh_f32` (tests/test_mathlib.py checks that it reproduces
-the constants): tanh(x) = x * P(x**2) / Q(x**2) with P of degree 4 and Q of degree 5 in x**2,
+the constants): tanh(x) = x * P(x**2) / Q(x**2) with P and Q of degree 4 in x**2,
 P(0) = Q(0) = 1, on [0, 9.02] (float32 tanh rounds to 1 from 9.011 on, and so does the
 formula at the clamp). The float64 fit solves the linearised problem P - tanh(x)/x * Q = 0 by
 least squares on 4000 Chebyshev nodes, dividing each row by the previous iterate's
 tanh(x)/x * Q (Loeb) so the residual is the relative error, and multiplies the row weights by
-that error each round (Lawson) to approach minimax: 1.2e-9 relative (0.02 units of 2**-24).
-Each coefficient is then rounded to the float32 below or above it, keeping the one of 2**9
-choices with the smallest maximum error: 1.1e-8 (plain rounding: 4e-8). Rounding in the
-float32 evaluation (four or five roundings per polynomial, each up to 2**-24 relative)
-dominates: max 5 ulp over all float32 on a CPU with FMA, max relative error 3.2e-7; of the
-float32 in [2**-12, 9.1] (the others are exact), 4.7 % are off by 2 ulp or more and 0.2 % by
-3 or more. A (4, 4) fit saves one FMA but reaches only 3e-8 before rounding ((3, 4): 5e-7);
-evaluating in float64 (at most 1 ulp) is as slow as the exp-based tanh this replaced (1 ns).
+that error each round (Lawson) to approach minimax: 2.8e-8 relative (0.47 units of 2**-24).
+Each coefficient is then rounded to the float32 below or above it, keeping the one of 2**8
+choices with the smallest maximum error: 3.1e-8 (plain rounding: 4.4e-8). Rounding in the
+float32 evaluation (four roundings per polynomial, each up to 2**-24 relative) dominates: max
+5 ulp over all float32 on a CPU with FMA, max relative error 3.2e-7; of the float32 in
+[2**-12, 9.1] (the others are exact), 5.0 % are off by 2 ulp or more and 0.25 % by 3 or more.
+Degrees (4, 5) fit to 1.2e-9 but still reach 5 ulp (0.2 % at 3 or more), for one more FMA (5 %
+slower in the W2 loop); (3, 4) fits only to 5e-7; evaluating in float64 (at most 1 ulp) is
+as slow as the exp-based tanh this replaced (1 ns per element).
 """
 
 from __future__ import annotations
@@ -251,10 +252,10 @@ _MIN_NORMAL, _TWO54 = 2.0**-1022, 2.0**54
 
 # tanh, fitted here (see module docstring and `_fit_tanh_f32`): tanh(x) = x * P(x**2) / Q(x**2)
 # on |x| <= _TANH_CLAMP_F32, where tanh rounds to 1 in float32 (and so does this formula).
-_TANH_P1, _TANH_P2 = _F32(0.13788107), _F32(0.004011967)
-_TANH_P3, _TANH_P4 = _F32(3.166152e-05), _F32(5.0998654e-08)
-_TANH_Q1, _TANH_Q2, _TANH_Q3 = _F32(0.47121438), _F32(0.027750114), _F32(0.00042135705)
-_TANH_Q4, _TANH_Q5 = _F32(1.622925e-06), _F32(7.419662e-10)
+_TANH_P1, _TANH_P2 = _F32(0.13386782), _F32(0.0035022465)
+_TANH_P3, _TANH_P4 = _F32(2.0710515e-05), _F32(1.3477733e-08)
+_TANH_Q1, _TANH_Q2 = _F32(0.46720102), _F32(0.025902783)
+_TANH_Q3, _TANH_Q4 = _F32(0.0003296187), _F32(7.83074e-07)
 _TANH_CLAMP_F32 = _F32(9.02)
 _TANH_CLAMP_SQUARED_F32 = _TANH_CLAMP_F32 * _TANH_CLAMP_F32
 _TANH_CLAMP = 20.0  # tanh(20) rounds to 1 in float64
@@ -643,8 +644,7 @@ def tanh_f32(x):
     p = p * z + _TANH_P2
     p = p * z + _TANH_P1
     p = p * z + _ONE_F32
-    q = _TANH_Q5 * z + _TANH_Q4
-    q = q * z + _TANH_Q3
+    q = _TANH_Q4 * z + _TANH_Q3
     q = q * z + _TANH_Q2
     q = q * z + _TANH_Q1
     q = q * z + _ONE_F32
@@ -875,7 +875,7 @@ def erf_f64(x):
 
 def _fit_tanh_f32(
     clamp: float = float(_TANH_CLAMP_F32),
-    degrees: tuple[int, int] = (4, 5),
+    degrees: tuple[int, int] = (4, 4),
     nodes: int = 4000,
     iterations: int = 100,
 ) -> tuple[tuple[np.float32, ...], tuple[np.float32, ...]]:
@@ -884,7 +884,7 @@ def _fit_tanh_f32(
     Minimises the maximum relative error in float64, then rounds to float32 (see the module
     docstring). Args: the interval's end, the degrees of P and Q in x**2, the number of
     Chebyshev nodes and of re-weighting iterations. Returns (P's, Q's) coefficients from
-    degree 1 up: with the defaults, `_TANH_P1.._TANH_P4` and `_TANH_Q1.._TANH_Q5` (about 2 s).
+    degree 1 up: with the defaults, `_TANH_P1.._TANH_P4` and `_TANH_Q1.._TANH_Q4` (about 1 s).
     """
     m, n = degrees
     k = np.arange(nodes)

@@ -439,3 +439,13 @@ def test_linalg_gradients_match_closed_forms():
                                inv_t @ np.ones(3), rtol=1e-3, atol=1e-4)
     batched = fnbrrr.vmap(jnp.linalg.det)(np.stack([a, 2 * a]))
     np.testing.assert_allclose(batched, [np.linalg.det(a), 8 * np.linalg.det(a)], rtol=1e-4)
+
+
+def test_nan_to_num_matches_numpy():
+    xn = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 2.0], np.float32)
+    np.testing.assert_array_equal(jnp.nan_to_num(xn), np.nan_to_num(xn))
+    np.testing.assert_array_equal(jnp.nan_to_num(xn, nan=1.0, posinf=2.0, neginf=3.0),
+                                  np.nan_to_num(xn, nan=1.0, posinf=2.0, neginf=3.0))
+    np.testing.assert_array_equal(jnp.nan_to_num(np.arange(3)), np.arange(3))
+    np.testing.assert_array_equal(fnbrrr.grad(lambda v: jnp.nan_to_num(v).sum())(xn),
+                                  np.isfinite(xn).astype(np.float32))

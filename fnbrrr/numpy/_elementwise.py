@@ -364,6 +364,27 @@ def isfinite(x, /):
     return lax.is_finite(x)
 
 
+def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None):
+    """`x` with NaN replaced by `nan`, +inf by `posinf` and -inf by `neginf` (by default the
+    largest and the most negative finite values of x's dtype); integer arrays pass through.
+
+    Example:
+        >>> jnp.nan_to_num(jnp.array([np.nan, 1.0, -np.inf]), neginf=-9.0)
+        Array([ 0.,  1., -9.], dtype=float32)
+    """
+    x = to_array(x, "nan_to_num")
+    dt = _dtype_of(x)
+    if dt.kind != "f":
+        return x
+    info = np.finfo(dt)
+    big = info.max if posinf is None else posinf
+    small = info.min if neginf is None else neginf
+    out = lax.select_n(lax.ne(x, x), x, lax.full(x.shape, nan, dt))
+    out = lax.select_n(lax.eq(out, _const_like(x, np.inf)), out, lax.full(x.shape, big, dt))
+    return lax.select_n(lax.eq(out, _const_like(x, -np.inf)), out, lax.full(x.shape, small, dt))
+
+
 def signbit(x, /):
     """Elementwise test for a set sign bit (x < 0, and -0.0)."""
     x = to_array(x, "signbit")

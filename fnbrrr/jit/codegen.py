@@ -19,7 +19,7 @@ import numpy as np
 
 from fnbrrr.core import Literal, Var, VarNames, pretty_print
 from fnbrrr.jit import mathlib
-from fnbrrr.jit.fusion import KernelStep, LoopGroup, Plan, lowering_kind
+from fnbrrr.jit.fusion import KernelStep, LoopGroup, Plan, RowNest, lowering_kind
 from fnbrrr.jit.lowering import literal
 
 INDENT = "    "
@@ -81,6 +81,21 @@ class StepInfo:
     kind: str  # "loop", "kernel" or "outputs"
     eqns: list
     lines: tuple  # (start, end) in the program body
+
+@dataclass
+class _Loop:
+    """How to emit one fused group's loops (see `_Emitter._loop_prologue`)."""
+
+    group: LoopGroup
+    flat: bool  # one loop over all elements
+    index_vars: list  # per loop axis; "0" for a size-1 axis that is not looped
+    loop_dims: list
+    local: dict  # Var -> scalar name (hoisted 0-d reads)
+    views: dict  # Var -> (1-d array, offset) of flat loops
+    accumulators: dict  # id(reduction eqn) -> accumulator name
+    suffix_depth: dict  # id(reduction eqn) -> the loop level holding its accumulator
+    reductions: dict  # id -> reduction eqn
+
 
 class _Shared:
     """What every (sub)program of one generated function shares: its arguments, names, lines."""
@@ -263,8 +278,11 @@ class _Emitter:
     def _emit_steps(self) -> None:
         for step in self.plan.steps:
             start = len(self.lines)
-            if isinstance(step, LoopGroup):
-                self._emit_loop(step)
+            if isinstance(step, (LoopGroup, RowNest)):
+                if isinstance(step, RowNest):
+                    self._emit_row_nest(step)
+                else:
+                    self._emit_loop(step)
                 self.steps.append(StepInfo("loop", list(step.eqns), (start, len(self.lines))))
             else:
                 self._emit_kernel(step)
@@ -337,10 +355,29 @@ class _Emitter:
     # --- fused loops -------------------------------------------------------------------------
 
     def _emit_loop(self, group: LoopGroup) -> None:
+        loop = self._loop_prologue(group, nested=False)
+        self._emit_levels(loop, 0, 1)
+
+    def _emit_row_nest(self, nest: RowNest) -> None:
+        """One loop over the rows; inside it, each group's loops over the rest of its domain."""
+        self.emit(f"# one loop over {nest.rows} rows, {len(nest.groups)} fused loops in it")
+        loops = [self._loop_prologue(group, nested=True) for group in nest.groups]
+        for loop in loops:
+            self._emit_accumulator_inits(loop, 0, 1)
+        self.emit(f"for {loops[0].index_vars[0]} in range({nest.rows}):")
+        for loop in loops:
+            self._emit_levels(loop, 1, 2)
+        for loop in loops:
+            self._emit_accumulator_stores(loop, 0, 1)
+
+    def _loop_prologue(self, group: LoopGroup, nested: bool) -> _Loop:
+        """Emit what comes before a group's loops (its comment, 0-d reads, fills of reductions
+        over leading axes, flat views) and return how to emit the loops. A nested group's
+        first axis is the nest's row loop; its size-1 axes are indexed by 0, not looped."""
         domain = group.domain
         produced = {v for e in group.eqns for v in e.outvars}
         reads = [a for e in group.eqns for a in e.inputs if type(a) is Var and a not in produced]
-        flat = self._can_flatten(group, reads)
+        flat = not nested and self._can_flatten(group, reads)
         size = int(np.prod(domain, dtype=np.int64))
         names = [e.primitive.name for e in group.eqns]
         self.emit(f"# fused loop over {_shape_str(domain)}: {', '.join(names)}")
@@ -351,8 +388,8 @@ class _Emitter:
                 scalar = self.names.fresh("s")
                 self.emit(f"{scalar} = {self.read(atom, [], {})}")
                 local[atom] = scalar
+        views = {}
         if flat:
-            views = {}
             stored = [v for e in group.eqns for v in e.outvars if v in self.plan.materialized]
             for atom in dict.fromkeys(reads + stored):  # program order, never set order
                 if atom.aval.ndim and atom.aval.shape == domain and (
@@ -361,9 +398,11 @@ class _Emitter:
             index_vars = ["i"]
             loop_dims = [size]
         else:
-            views = {}
             index_vars = [f"i{d}" for d in range(len(domain))]
             loop_dims = list(domain)
+            if nested:
+                index_vars = [v if d == 0 or n != 1 else "0"
+                              for d, (v, n) in enumerate(zip(index_vars, domain))]
         reductions = [e for e in group.eqns if lowering_kind(e) == "reduce"]
         suffix_depth = {}
         for e in reductions:
@@ -377,28 +416,40 @@ class _Emitter:
                 identity = e.primitive.lower.identity(out.aval.dtype)
                 self._emit_fill(out, identity, self._comment(e))
         accumulators = {key: self.names.fresh("acc") for key in suffix_depth}
-        by_id = {id(e): e for e in reductions}
+        return _Loop(group, flat, index_vars, loop_dims, local, views, accumulators,
+                     suffix_depth, {id(e): e for e in reductions})
 
-        def body(depth: int):
-            for key, d in suffix_depth.items():
-                if d == depth:
-                    e = by_id[key]
-                    ident = e.primitive.lower.identity(e.outvars[0].aval.dtype)
-                    self.emit(f"{accumulators[key]} = {ident}", depth + 1)
-            if depth < len(loop_dims):
-                self.emit(f"for {index_vars[depth]} in range({loop_dims[depth]}):", depth + 1)
-                body(depth + 1)
-            else:
-                self._emit_body(group, index_vars, local, views, accumulators, depth + 1)
-            for key, d in suffix_depth.items():
-                if d == depth:
-                    e = by_id[key]
-                    kept = [index_vars[i] for i in range(len(domain))
-                            if i not in e.params["axes"]] if not flat else []
-                    target = self.element(e.outvars[0], kept)
-                    self.emit(f"{target} = {accumulators[key]}", depth + 1)
+    def _emit_levels(self, loop: _Loop, level: int, depth: int) -> None:
+        """The loops of `loop` from axis `level` in, emitted at indentation `depth`."""
+        self._emit_accumulator_inits(loop, level, depth)
+        if level == len(loop.loop_dims):
+            self._emit_body(loop.group, loop.index_vars, loop.local, loop.views,
+                            loop.accumulators, depth)
+        elif loop.index_vars[level] == "0":  # a size-1 axis of a nested group
+            self._emit_levels(loop, level + 1, depth)
+        else:
+            self.emit(f"for {loop.index_vars[level]} in range({loop.loop_dims[level]}):", depth)
+            self._emit_levels(loop, level + 1, depth + 1)
+        self._emit_accumulator_stores(loop, level, depth)
 
-        body(0)
+    def _emit_accumulator_inits(self, loop: _Loop, level: int, depth: int) -> None:
+        """Start the reductions whose accumulators live at loop `level` (over the axes inside)."""
+        for key, d in loop.suffix_depth.items():
+            if d == level:
+                e = loop.reductions[key]
+                ident = e.primitive.lower.identity(e.outvars[0].aval.dtype)
+                self.emit(f"{loop.accumulators[key]} = {ident}", depth)
+
+    def _emit_accumulator_stores(self, loop: _Loop, level: int, depth: int) -> None:
+        """Store the reductions completed at loop `level`."""
+        domain = loop.group.domain
+        for key, d in loop.suffix_depth.items():
+            if d == level:
+                e = loop.reductions[key]
+                kept = [loop.index_vars[i] for i in range(len(domain))
+                        if i not in e.params["axes"]] if not loop.flat else []
+                target = self.element(e.outvars[0], kept)
+                self.emit(f"{target} = {loop.accumulators[key]}", depth)
 
     def flat(self, array: str, ndim: int, size: int) -> str:
         """A 1-d name for the C-contiguous `array` of `ndim` dimensions and `size` elements

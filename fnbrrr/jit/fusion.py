@@ -13,6 +13,16 @@ Rules:
 * Everything else is a kernel step of its own (matmul through BLAS, gather, concatenate...).
 * A value is materialised (gets a buffer) when it is a program output, feeds a kernel, is read
   through a remap, or is used by another group.
+
+Two passes then cut the number of loop nests, which is what compile time grows with (each
+nest costs tens of milliseconds of Numba and LLVM time):
+* Sibling fusion: groups over the same domain, neither of which needs the other, merge into
+  one (the SGD updates of same-shaped parameters; stages of a softmax that read the same rows).
+* Row nests: consecutive groups whose domains share their leading axis (the rows), each
+  reading the others' values only in the row it computes, become one `RowNest`: one loop over
+  the rows holding each group's inner loops (max -> sub -> exp -> sum -> log -> ... of a
+  softmax cross-entropy). A reduction over the rows may sit in a nest; only a group after
+  the nest may read its result.
 """
 
 from __future__ import annotations
@@ -46,6 +56,22 @@ class KernelStep:
     @property
     def kind(self) -> str:
         return "kernel"
+
+
+@dataclass(eq=False)
+class RowNest:
+    """Fused loops emitted as one loop over `rows`, the leading axis of every group's domain."""
+
+    rows: int
+    groups: list  # LoopGroups in execution order
+
+    @property
+    def kind(self) -> str:
+        return "loop"
+
+    @property
+    def eqns(self) -> list:
+        return [e for g in self.groups for e in g.eqns]
 
 
 @dataclass
@@ -108,7 +134,9 @@ def plan_fusion(jaxpr: Jaxpr) -> Plan:
             producer[v] = group
             group_of[v] = group
     steps = _schedule(steps, producer, remaps)
+    steps = _fuse_siblings(steps, producer, group_of, remaps)
     materialized = _materialized_values(jaxpr, steps, producer, remaps)
+    steps = _nest_rows(steps, producer, remaps)
     return Plan(jaxpr, steps, materialized, remaps, group_of)
 
 
@@ -180,22 +208,25 @@ def _eqn_producing(group: LoopGroup, var: Var) -> Eqn:
     return next(e for e in group.eqns if var in e.outvars)
 
 
+def _direct_needs(step, producer: dict, remaps: dict) -> set:
+    """Ids of the steps whose values `step` reads (directly or through remaps)."""
+    eqns = step.eqns if isinstance(step, LoopGroup) else [step.eqn]
+    own = {v for e in eqns for v in e.outvars}
+    srcs = set()
+    for e in eqns:
+        for atom in e.inputs:
+            if type(atom) is not Var or atom in own:
+                continue
+            root = _root_source(atom, remaps) if atom in remaps else atom
+            if root is not None and root in producer and producer[root] is not step:
+                srcs.add(id(producer[root]))
+    return srcs
+
+
 def _schedule(steps: list, producer: dict, remaps: dict) -> list:
     """Order steps so each runs after everything it reads (groups grow after creation)."""
     index = {id(s): i for i, s in enumerate(steps)}
-    needs: dict[int, set] = {}
-    for step in steps:
-        eqns = step.eqns if isinstance(step, LoopGroup) else [step.eqn]
-        own = {v for e in eqns for v in e.outvars}
-        srcs = set()
-        for e in eqns:
-            for atom in e.inputs:
-                if type(atom) is not Var or atom in own:
-                    continue
-                root = _root_source(atom, remaps) if atom in remaps else atom
-                if root is not None and root in producer and producer[root] is not step:
-                    srcs.add(id(producer[root]))
-        needs[id(step)] = srcs
+    needs = {id(step): _direct_needs(step, producer, remaps) for step in steps}
     ordered, done = [], set()
     pending = list(steps)
     while pending:
@@ -241,3 +272,124 @@ def _materialized_values(jaxpr: Jaxpr, steps: list, producer: dict, remaps: dict
                 if lowering_kind(e) == "reduce":
                     needed.update(e.outvars)
     return needed
+
+
+# --- fewer loop nests: sibling fusion and row nests ----------------------------------------
+
+
+def _fuse_siblings(steps: list, producer: dict, group_of: dict, remaps: dict) -> list:
+    """Merge each group into an earlier one over the same domain that it does not need
+    (directly or through other steps); returns the steps, rescheduled."""
+    reach: dict[int, set] = {}  # id of a step -> ids of every step it needs, transitively
+    kept: list = []
+    for step in steps:
+        needs = set()
+        for src in _direct_needs(step, producer, remaps):
+            needs |= {src} | reach[src]
+        reach[id(step)] = needs
+        partner = None
+        if isinstance(step, LoopGroup):
+            partner = next((g for g in kept if isinstance(g, LoopGroup)
+                            and g.domain == step.domain and id(g) not in needs), None)
+        if partner is None:
+            kept.append(step)
+            continue
+        _merge_into(partner, step, producer, group_of, [step])
+        grown = reach[id(partner)] | needs
+        for ids in reach.values():  # whoever needed the partner now needs what `step` needed
+            if id(partner) in ids:
+                ids |= grown
+        reach[id(partner)] = grown
+    return _schedule(kept, producer, remaps) if len(kept) < len(steps) else steps
+
+
+def _nest_rows(steps: list, producer: dict, remaps: dict) -> list:
+    """Gather groups whose domains share their leading axis into `RowNest`s (module doc)."""
+    needs = {id(s): _direct_needs(s, producer, remaps) for s in steps}
+    done, pending = [], list(steps)
+    while pending:
+        ready, pending = _next_nest(pending, needs, producer, remaps)
+        done += ready
+    return done
+
+
+def _next_nest(steps: list, needs: dict, producer: dict, remaps: dict) -> tuple[list, list]:
+    """Grow a nest from the first group that can start one. Returns (the steps that run up to
+    and including it, the steps left: those that need the nest, in order)."""
+    start = next((k for k, s in enumerate(steps) if isinstance(s, LoopGroup)
+                  and s.domain and s.domain[0] > 1), None)
+    if start is None:
+        return steps, []
+    first = steps[start]
+    rows = first.domain[0]
+    before, nest, deferred = steps[:start], [first], []
+    inside, held = {id(first)}, set()  # ids: the nest's groups and views of them; deferred steps
+    for step in steps[start + 1:]:
+        step_needs = needs[id(step)]
+        if isinstance(step, LoopGroup) and not step_needs & held and _reads_rows_only(
+                step, rows, {id(g) for g in nest}, producer, remaps):
+            nest.append(step)
+            inside.add(id(step))
+        elif not step_needs & (inside | held):
+            before.append(step)  # independent of the nest: runs before it
+        elif _is_view_reshape(step, remaps) and not step_needs & held:
+            before.append(step)  # a view of a nest value, defined before the loop
+            inside.add(id(step))
+        else:
+            deferred.append(step)
+            held.add(id(step))
+    if len(nest) == 1:
+        return steps[:start + 1], steps[start + 1:]
+    return before + [RowNest(rows, nest)], deferred
+
+
+def _is_view_reshape(step, remaps: dict) -> bool:
+    """A reshape of a buffer: the code generator defines it as a view, no loop."""
+    if not isinstance(step, KernelStep) or step.eqn.primitive.name != "reshape":
+        return False
+    operand = step.eqn.inputs[0]
+    return type(operand) is Var and operand not in remaps
+
+
+def _reads_rows_only(group: LoopGroup, rows: int, nest_ids: set, producer, remaps) -> bool:
+    """Whether `group` iterates over `rows` rows and reads values of the nest's groups only in
+    the row it computes, once that row is complete."""
+    if not group.domain or group.domain[0] != rows:
+        return False
+    own = {v for e in group.eqns for v in e.outvars}
+    return all(_row_local(atom, rows, nest_ids, producer, remaps)
+               for e in group.eqns for atom in e.inputs
+               if type(atom) is Var and atom not in own)
+
+
+_ROW = "_row"
+
+
+def _row_local(atom: Var, rows: int, nest_ids: set, producer, remaps) -> bool:
+    """Whether reading `atom` at row r reads a nest value only at row r, after the nest has
+    computed it (true for values from outside the nest)."""
+    keeps_rows = True
+    while True:
+        if atom.aval.ndim == 0 or atom.aval.shape[0] != rows:
+            keeps_rows = False
+        if atom in remaps:
+            eqn = remaps[atom]
+            if not eqn.inputs or type(eqn.inputs[0]) is not Var:
+                return True  # iota, or a broadcast literal
+            operand = eqn.inputs[0]
+            probe = [_ROW] + [f"_col{d}" for d in range(1, atom.aval.ndim)]
+            index = eqn.primitive.lower.index(probe, operand.aval, atom.aval, eqn.params)
+            if not index or index[0] != _ROW or any(_ROW in i for i in index[1:]):
+                keeps_rows = False
+            atom = operand
+            continue
+        step = producer.get(atom)
+        if isinstance(step, KernelStep) and _is_view_reshape(step, remaps):
+            atom = step.eqn.inputs[0]
+            continue
+        break
+    step = producer.get(atom)
+    if step is None or id(step) not in nest_ids:
+        return True
+    eqn = _eqn_producing(step, atom)
+    return keeps_rows and not (lowering_kind(eqn) == "reduce" and 0 in eqn.params["axes"])

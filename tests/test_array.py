@@ -449,3 +449,23 @@ def test_nan_to_num_matches_numpy():
     np.testing.assert_array_equal(jnp.nan_to_num(np.arange(3)), np.arange(3))
     np.testing.assert_array_equal(fnbrrr.grad(lambda v: jnp.nan_to_num(v).sum())(xn),
                                   np.isfinite(xn).astype(np.float32))
+
+
+def test_diff_select_and_triangle_indices_match_numpy():
+    xn = np.array([[1, 4, 9, 16], [2, 3, 5, 8]], np.int32)
+    np.testing.assert_array_equal(jnp.diff(xn), np.diff(xn))
+    np.testing.assert_array_equal(jnp.diff(xn, n=2, axis=0 + 1), np.diff(xn, n=2, axis=1))
+    np.testing.assert_array_equal(jnp.diff(xn, axis=0), np.diff(xn, axis=0))
+    np.testing.assert_array_equal(jnp.diff(xn, prepend=0, append=np.array([[1], [2]])),
+                                  np.diff(xn, prepend=0, append=np.array([[1], [2]])))
+    np.testing.assert_array_equal(jnp.diff(xn > 4), np.diff(xn > 4))
+    np.testing.assert_array_equal(jnp.select([xn < 3, xn > 8], [xn, -xn], 7),
+                                  np.select([xn < 3, xn > 8], [xn, -xn], 7))
+    for got, want in zip(jnp.tril_indices(3, -1), np.tril_indices(3, -1)):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(jnp.triu_indices(3, 1, 4), np.triu_indices(3, 1, 4)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(jnp.acos(0.3), np.arccos(np.float32(0.3)), rtol=1e-6)
+    np.testing.assert_array_equal(fnbrrr.lax.slice_in_dim(xn, 1, None, 2, axis=1), xn[:, 1::2])
+    np.testing.assert_array_equal(fnbrrr.grad(lambda v: jnp.diff(v**2).sum())(
+        np.arange(4.0, dtype=np.float32)), [0.0, 0.0, 0.0, 6.0])

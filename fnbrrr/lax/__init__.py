@@ -4,6 +4,8 @@ Operands of a binary function share one dtype and one shape (or one is 0-d); unl
 fnbrrr.numpy, nothing is promoted or broadcast implicitly.
 """
 
+import builtins as _builtins
+
 from fnbrrr._prims.control_flow import cond, fori_loop, map, scan, switch, while_loop
 from fnbrrr._prims.convolution import (
     conv,
@@ -118,6 +120,26 @@ def clamp(min, x, max):  # noqa: A002
     return _min(_max(x, min), max)
 
 
+def slice_in_dim(operand, start_index: int | None, limit_index: int | None, stride: int = 1,
+                 axis: int = 0):
+    """operand[start:limit:stride] along one `axis` (the others whole), as JAX's lax.
+
+    Example:
+        >>> import fnbrrr.numpy as jnp
+        >>> slice_in_dim(jnp.arange(6).reshape(2, 3), 1, 3, axis=1)
+        Array([[1, 2],
+               [4, 5]], dtype=int32)
+    """
+    shape = _get_aval(operand).shape
+    axis = axis + len(shape) if axis < 0 else axis
+    start, limit, step = _builtins.slice(start_index, limit_index, stride).indices(shape[axis])
+    starts = [0] * len(shape)
+    limits = list(shape)
+    strides = [1] * len(shape)
+    starts[axis], limits[axis], strides[axis] = start, _builtins.max(limit, start), step
+    return slice(operand, starts, limits, strides)
+
+
 _min, _max = min, max
 
 __all__ = [
@@ -131,6 +153,7 @@ __all__ = [
     "iota", "is_finite", "le", "log", "log1p", "logistic", "lt", "max", "min", "mul", "ne", "neg",
     "not_", "or_", "pad", "pow", "reduce_and", "reduce_max", "reduce_min", "reduce_or",
     "reduce_prod", "reduce_sum", "rem", "reshape", "rev", "round", "rsqrt", "scatter",
-    "scatter_add", "scatter_mul", "select", "select_n", "sign", "sin", "slice", "sqrt", "square",
+    "scatter_add", "scatter_mul", "select", "select_n", "sign", "sin", "slice", "slice_in_dim",
+    "sqrt", "square",
     "squeeze", "stop_gradient", "sub", "tan", "tanh", "transpose", "xor",
 ]

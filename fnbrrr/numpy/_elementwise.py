@@ -364,6 +364,30 @@ def isfinite(x, /):
     return lax.is_finite(x)
 
 
+def select(condlist, choicelist, default=0):
+    """The first choice whose condition holds, elementwise (`default` where none does).
+
+    Example:
+        >>> x = jnp.arange(5)
+        >>> jnp.select([x < 2, x > 3], [x, -x], 9)
+        Array([ 0,  1,  9,  9, -4], dtype=int32)
+    """
+    if len(condlist) != len(choicelist):
+        raise ValueError(
+            f"select: condlist and choicelist must have the same length, got {len(condlist)} "
+            f"and {len(choicelist)}"
+        )
+    if not condlist:
+        raise ValueError("select: condlist must not be empty")
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):
+        cond = to_array(cond, "select")
+        if _dtype_of(cond) != BOOL:
+            raise TypeError(f"select: conditions must be bool arrays, got {_dtype_of(cond)}")
+        out = where(cond, choice, out)
+    return out
+
+
 def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = None,
                neginf: float | None = None):
     """`x` with NaN replaced by `nan`, +inf by `posinf` and -inf by `neginf` (by default the
@@ -479,6 +503,13 @@ def arctan2(x1, x2, /):
 
 
 atan2 = _named(lambda x1, x2, /: arctan2(x1, x2), "atan2", "Alias of arctan2.")
+# The array-API names JAX also exports.
+acos = _named(lambda x, /: arccos(x), "acos", "Alias of arccos.")
+asin = _named(lambda x, /: arcsin(x), "asin", "Alias of arcsin.")
+atan = _named(lambda x, /: arctan(x), "atan", "Alias of arctan.")
+acosh = _named(lambda x, /: arccosh(x), "acosh", "Alias of arccosh.")
+asinh = _named(lambda x, /: arcsinh(x), "asinh", "Alias of arcsinh.")
+atanh = _named(lambda x, /: arctanh(x), "atanh", "Alias of arctanh.")
 
 
 def hypot(x1, x2, /):

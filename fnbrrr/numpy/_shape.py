@@ -726,6 +726,60 @@ def triu(m, k: int = 0):
     return _masked_triangle("triu", m, k, False)
 
 
+def tril_indices(n: int, k: int = 0, m: int | None = None) -> tuple:
+    """(rows, cols) of the lower triangle of an (n, m) array (at and below diagonal k).
+
+    Example:
+        >>> jnp.tril_indices(2)
+        (Array([0, 1, 1], dtype=int32), Array([0, 0, 1], dtype=int32))
+    """
+    from fnbrrr.numpy._indexing import const_indices
+
+    return tuple(const_indices(i) for i in np.tril_indices(n, k, m))
+
+
+def triu_indices(n: int, k: int = 0, m: int | None = None) -> tuple:
+    """(rows, cols) of the upper triangle of an (n, m) array (at and above diagonal k).
+
+    Example:
+        >>> jnp.triu_indices(2)
+        (Array([0, 0, 1], dtype=int32), Array([0, 1, 1], dtype=int32))
+    """
+    from fnbrrr.numpy._indexing import const_indices
+
+    return tuple(const_indices(i) for i in np.triu_indices(n, k, m))
+
+
+def diff(a, n: int = 1, axis: int = -1, prepend=None, append=None):
+    """The n-th discrete difference along `axis`: a[1:] - a[:-1], n times.
+
+    Example:
+        >>> jnp.diff(jnp.array([1, 4, 9, 16]))
+        Array([3, 5, 7], dtype=int32)
+    """
+    from fnbrrr.numpy._elementwise import not_equal, subtract
+
+    a = to_array(a, "diff")
+    ax = canonicalize_axis("diff", axis, a.ndim)
+    parts = []
+    for extra in (prepend, append):
+        if extra is None:
+            parts.append(None)
+            continue
+        e = to_array(extra, "diff")
+        if e.ndim == 0:
+            e = broadcast_to(e, a.shape[:ax] + (1,) + a.shape[ax + 1 :])
+        parts.append(e)
+    pieces = [p for p in (parts[0], a, parts[1]) if p is not None]
+    if len(pieces) > 1:
+        a = concatenate(pieces, axis=ax)
+    for _ in range(operator.index(n)):
+        head = lax.slice_in_dim(a, 1, None, axis=ax)
+        tail = lax.slice_in_dim(a, 0, -1, axis=ax)
+        a = not_equal(head, tail) if a.aval.dtype == np.bool_ else subtract(head, tail)
+    return a
+
+
 def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1):
     """The `offset` diagonal of the (axis1, axis2) planes, as the last axis.
 

@@ -428,3 +428,20 @@ def test_at_max_min_with_repeated_indices_match_numpy_ufunc_at():
     want = xn.copy()
     np.maximum.at(want, (slice(None), cols, 2), vals)
     assert_same(x.at[:, cols, 2].max(vals), want)
+
+
+def test_at_get_fill_mode_fills_out_of_range_entries():
+    xn = arange_array((3, 4))
+    x = jnp.asarray(xn)
+    rows = np.array([0, 5, -1, -4])
+    got = x.at[rows].get(mode="fill", fill_value=-1.0)
+    inside = (rows >= -3) & (rows < 3)
+    want = np.where(inside[:, None], xn[np.clip(rows, -3, 2)], -1.0).astype(np.float32)
+    assert_same(got, want)
+    assert_same(staged(lambda a, i: a.at[:, i].get(mode="fill", fill_value=0.0), xn,
+                       np.array([[1, 9], [-5, 3]], np.int32)),
+                np.stack([np.where([[True, False], [False, True]], row[[[1, 0], [0, 3]]], 0.0)
+                          for row in xn]).astype(np.float32))
+    assert np.isnan(np.asarray(x.at[np.array([7])].get(mode="fill"))).all()
+    ints = jnp.arange(3).at[np.array([0, 3])].get(mode="fill")
+    np.testing.assert_array_equal(ints, [0, np.iinfo(np.int32).min])

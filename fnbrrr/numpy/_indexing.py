@@ -646,9 +646,25 @@ class _IndexUpdateRef:
         return f"_IndexUpdateRef({self.array!r}, {self.index!r})"
 
     def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None, fill_value=None):
-        """`x[idx]` (out-of-range index-array entries are clamped)."""
-        _check_mode(mode, (None, "clip", "promise_in_bounds"))
-        return getitem(self.array, self.index)
+        """`x[idx]`: out-of-range index-array entries are clamped, or with `mode="fill"` give
+        `fill_value` (NaN for floats, the minimum for ints, True for bools, as in JAX).
+
+        Example:
+            >>> jnp.arange(3.0).at[jnp.array([0, 5])].get(mode="fill", fill_value=-1.0)
+            Array([ 0., -1.], dtype=float32)
+        """
+        _check_mode(mode, (None, "clip", "promise_in_bounds", "fill"))
+        out = getitem(self.array, self.index)
+        if mode != "fill":
+            return out
+        x = to_array(self.array, "at[].get")
+        valid = _valid_mask(x.shape, self.index)
+        if valid is None:
+            return out
+        from fnbrrr.numpy._elementwise import where
+
+        fill = _fill_value_for(out.aval.dtype, fill_value)
+        return where(valid, out, lax.convert_element_type(to_array(fill), out.aval.dtype))
 
     def set(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """A copy of x with x[idx] = values.
@@ -754,6 +770,34 @@ def _may_index_twice(shape: tuple, idx) -> bool:
     ]
     flat = np.ravel_multi_index([c.ravel() for c in coords], dims)
     return len(np.unique(flat)) != flat.size
+
+
+def _valid_mask(shape: tuple, idx):
+    """A bool array broadcastable to x[idx]'s shape, False where an index is out of range
+    (negative indices count from the end once); None when every index is in range."""
+    plan = parse_index(shape, idx)
+    if plan.out_of_bounds:
+        return scalar_const(False, BOOL)
+    arrays = [e for e in plan.entries if e.kind == _ARRAY]
+    if not plan.advanced or not arrays:
+        return None
+    valid = None
+    for e in arrays:
+        n = shape[e.dim]
+        v = e.value if isinstance(e.value, Tracer) else const_indices(np.asarray(e.value))
+        dt = v.aval.dtype
+        ok = lax.lt(v, scalar_const(n, dt))
+        if dt.kind == "i":
+            ok = lax.and_(ok, lax.ge(v, scalar_const(-n, dt)))
+        ok = broadcast_to_shape(ok, plan.bshape)
+        valid = ok if valid is None else lax.and_(valid, ok)
+    # Place the broadcast block where x[idx] has it; the other axes broadcast.
+    at = 0
+    if plan.adjacent:
+        lead = next(k for k, e in enumerate(plan.entries) if e.kind == _ARRAY)
+        at = builtins.sum(1 for e in plan.entries[:lead] if e.kind in (_NONE, _SLICE))
+    nb = len(plan.bshape)
+    return lax.broadcast_in_dim(valid, plan.out_shape, tuple(range(at, at + nb)))
 
 
 def _merge_repeated(x, idx, values, reduce: str):

@@ -1872,3 +1872,35 @@ def _shape_case(seed):
 @pytest.mark.parametrize("seed", range(16))
 def test_random_shapes(seed):
     check(_shape_case(seed))
+
+
+ADDED = {
+    "diff": lambda j, n: (n.diff(n.asarray(I23)), n.diff(n.asarray(A23), n=2),
+                          n.diff(n.asarray(I23), axis=0, prepend=0)),
+    "select": lambda j, n: n.select([n.asarray(A23) > 0.5, n.asarray(A23) < -0.5],
+                                    [n.asarray(A23), 2.0], -1.0),
+    "tri_indices": lambda j, n: (n.tril_indices(4), n.triu_indices(3, 1)),
+    "get_fill": lambda j, n: n.asarray(A23).at[:, np.array([0, 5, -4])].get(mode="fill",
+                                                                             fill_value=7.0),
+    "get_fill_default": lambda j, n: n.asarray(A23).at[np.array([2])].get(mode="fill"),
+    "at_min_repeated": lambda j, n: n.zeros(4).at[np.array([1, 1, 2, 1])].min(
+        n.array([-1.0, -5.0, 3.0, -2.0])),
+    "at_max_repeated_jit": lambda j, n: j.jit(lambda v: n.zeros((3, 2)).at[
+        np.array([0, 0, 2])].max(v))(n.asarray(M34[:, :2])),
+    "shift_ops": lambda j, n: (n.left_shift(n.arange(5), 3), n.right_shift(n.arange(-4, 4), 1),
+                               n.arange(5, dtype=n.uint32) >> 1),
+    "linalg_batched": lambda j, n: (n.linalg.inv(BATCH2[:, :3, :3] + 3 * np.eye(3)),
+                                    n.linalg.det(BATCH2[:, :3, :3]),
+                                    n.linalg.slogdet(BATCH2[:, :3, :3])),
+    "linalg_grads": lambda j, n: j.grad(lambda m: n.linalg.det(m) + n.sum(n.linalg.inv(m))
+                                        + n.sum(n.linalg.cholesky(m @ m.T + n.eye(3))))(
+        n.asarray(M34[:, :3]) + 3 * n.eye(3)),
+    "slice_in_dim": lambda j, n: j.lax.slice_in_dim(n.asarray(BATCH), 1, 3, axis=-1),
+    "acos_family": lambda j, n: (n.acos(n.asarray(V3) / 3), n.asinh(n.asarray(V3)),
+                                 n.atanh(n.asarray(V3) / 3)),
+}
+
+
+@cases(ADDED)
+def test_added_functions(case):
+    check(case, weak=False, rtol=2e-4, atol=2e-5)

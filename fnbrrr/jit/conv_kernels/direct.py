@@ -65,6 +65,7 @@ def conv_direct(lhs_array, rhs_array, out_array, zero, g):
 
 @c_helper("conv_direct", "iiiiiiTi")
 def c_conv_direct(lhs, n_lhs, rhs, n_rhs, out, n_out, zero, geo):
+    """The C-ABI wrapper of `conv_direct` (see `calls`)."""
     g = ConvDirectGeo(*to_fixed_tuple(array_at(geo, CONV_DIRECT_SIZE, geo), CONV_DIRECT_SIZE))
     conv_direct(array_at(lhs, n_lhs, zero), array_at(rhs, n_rhs, zero),
                 array_at(out, n_out, zero), zero, g)

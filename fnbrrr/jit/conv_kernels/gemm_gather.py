@@ -165,6 +165,7 @@ def _window_sums_dilated(table, dst, dst_base, g):
 
 @c_helper("window_sums", "iiiiiiTi")
 def c_window_sums(features_last, table, n_table, out, n_out, dst_base, zero, geo):
+    """The C-ABI wrapper of `window_sums` (see `calls`)."""
     t, o = array_at(table, n_table, zero), array_at(out, n_out, zero)
     g = WindowSumsGeo(*to_fixed_tuple(array_at(geo, WINDOW_SUMS_SIZE, geo), WINDOW_SUMS_SIZE))
     if features_last != 0:

@@ -232,6 +232,7 @@ IM2COL_VARIANTS = {("y", False): 0, ("y", True): 1, ("k", False): 2, ("k", True)
 
 @c_helper("im2col", "iiiiiiiiiiTi")
 def c_im2col(which, lhs, n_lhs, dst, n_dst, src_base, dst_base, kb0, kb1, kb2, zero, geo):
+    """The C-ABI wrapper of `im2col` (see `calls`)."""
     src, cols = array_at(lhs, n_lhs, zero), array_at(dst, n_dst, zero)
     g = Im2colGeo(*to_fixed_tuple(array_at(geo, IM2COL_SIZE, geo), IM2COL_SIZE))
     if which == 0:

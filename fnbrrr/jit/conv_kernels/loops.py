@@ -133,5 +133,6 @@ def strided_copy(source, target, src_base, dst_base, g):
 
 @c_helper("strided_copy", "iiiiiiTi")
 def c_strided_copy(src, n_src, dst, n_dst, src_base, dst_base, like, geo):
+    """The C-ABI wrapper of `strided_copy` (see `calls`)."""
     g = StridedCopyGeo(*to_fixed_tuple(array_at(geo, STRIDED_COPY_SIZE, geo), STRIDED_COPY_SIZE))
     strided_copy(array_at(src, n_src, like), array_at(dst, n_dst, like), src_base, dst_base, g)

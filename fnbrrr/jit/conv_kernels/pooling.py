@@ -152,12 +152,14 @@ def tile_select(values_array, operand, out_array, gather, zero, g):
 
 @c_helper("tile_reduce", "iiiiiTi")
 def c_tile_reduce(src, n_src, dst, n_dst, is_max, init, geo):
+    """The C-ABI wrapper of `tile_reduce` (see `calls`)."""
     g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
     tile_reduce(array_at(src, n_src, init), array_at(dst, n_dst, init), is_max != 0, init, g)
 
 
 @c_helper("tile_select", "iiiiiiiTi")
 def c_tile_select(values, n_values, operand, n_operand, out, n_out, gather, zero, geo):
+    """The C-ABI wrapper of `tile_select` (see `calls`)."""
     g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
     tile_select(array_at(values, n_values, zero), array_at(operand, n_operand, zero),
                 array_at(out, n_out, zero), gather != 0, zero, g)
@@ -315,6 +317,7 @@ def select_where(values_array, where, out_array, gather, zero):
 
 @c_helper("window_fold", "iiiiiiiTi")
 def c_window_fold(src, n_src, dst, n_dst, where, n_where, mode, init, geo):
+    """The C-ABI wrapper of `window_fold` (see `calls`)."""
     g = WindowGeo(*to_fixed_tuple(array_at(geo, WINDOW_SIZE, geo), WINDOW_SIZE))
     window_fold(array_at(src, n_src, init), array_at(dst, n_dst, init),
                 array_at(where, n_where, where), mode, init, g)
@@ -322,6 +325,7 @@ def c_window_fold(src, n_src, dst, n_dst, where, n_where, mode, init, geo):
 
 @c_helper("select", "iiiiiiiTi")
 def c_select(gather, values, n_values, where, n_where, out, n_out, zero, geo):
+    """The C-ABI wrapper of `select` (see `calls`)."""
     select_where(array_at(values, n_values, zero), array_at(where, n_where, where),
                  array_at(out, n_out, zero), gather != 0, zero)
 

@@ -1904,3 +1904,25 @@ ADDED = {
 @cases(ADDED)
 def test_added_functions(case):
     check(case, weak=False, rtol=2e-4, atol=2e-5)
+
+
+TRACED_CREATION = {
+    "array_of_tracers": lambda j, n: j.jit(lambda a, b: n.array([a, b, 1.0]))(2.0, n.asarray(3.0)),
+    "array_nested_tracers": lambda j, n: j.jit(lambda a: n.array([[a, 0.0], [0.0, a]]))(2.0),
+    "asarray_tracer": lambda j, n: j.jit(lambda a: n.asarray(a, n.int32))(n.asarray(V3)),
+    "zeros_like_tracer": lambda j, n: j.jit(n.zeros_like)(n.asarray(I23)),
+    "full_tracer_fill": lambda j, n: j.jit(lambda v: n.full((2, 2), v))(1.5),
+    "full_like_tracer": lambda j, n: j.jit(lambda a: n.full_like(a, 7))(n.asarray(A23)),
+    "arange_static": lambda j, n: j.jit(lambda k: n.arange(k) * 2, static_argnums=0)(4),
+    "eye_jit": lambda j, n: j.jit(lambda a: a @ n.eye(3))(n.asarray(A23)),
+    "vmap_array_of_tracers": lambda j, n: j.vmap(lambda a: n.array([a, -a]))(n.asarray(V3)),
+    "grad_array_of_tracers": lambda j, n: j.grad(lambda a: n.sum(n.array([a, a * a])))(3.0),
+    "linspace_traced_bounds": lambda j, n: j.jit(lambda a, b: n.linspace(a, b, 4))(0.0, 3.0),
+    "stack_tracers_vmap": lambda j, n: j.vmap(lambda a: n.stack([a, a * 2], axis=-1))(
+        n.asarray(A23)),
+}
+
+
+@cases(TRACED_CREATION)
+def test_creation_with_tracers(case):
+    check(case, weak=False)

@@ -445,3 +445,10 @@ def test_at_get_fill_mode_fills_out_of_range_entries():
     assert np.isnan(np.asarray(x.at[np.array([7])].get(mode="fill"))).all()
     ints = jnp.arange(3).at[np.array([0, 3])].get(mode="fill")
     np.testing.assert_array_equal(ints, [0, np.iinfo(np.int32).min])
+
+
+def test_fill_mode_drops_out_of_range_updates():
+    xn = arange_array((4,))
+    want = xn.copy()
+    want[1] = -1.0
+    assert_same(jnp.asarray(xn).at[np.array([1, 9])].set(-1.0, mode="fill"), want)

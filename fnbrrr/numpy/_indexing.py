@@ -842,8 +842,9 @@ def _merge_repeated(x, idx, values, reduce: str):
     return tuple(new_items), v
 
 
-def _check_mode(mode, supported=(None, "drop", "promise_in_bounds")) -> None:
-    """Gathers clamp and scatters drop out-of-range indices; other modes are not implemented."""
+def _check_mode(mode, supported=(None, "drop", "fill", "promise_in_bounds")) -> None:
+    """Gathers clamp and scatters drop out-of-range indices ("fill" means drop for an update,
+    as in JAX); other modes are not implemented."""
     if mode not in supported:
         raise NotImplementedError(
             f"at[]: mode={mode!r} is not supported here; supported: "

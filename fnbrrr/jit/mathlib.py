@@ -34,7 +34,7 @@ and ranges:
     float64: exp 1, log 1, log1p 2, expm1 2, tanh 3, logistic 2; sin, cos, erf call libm
 
 Speed, ns per element in a loop over 4M float32 (bench/mathlib_bench.py, one AVX2 Zen 3 core):
-exp 0.6, log 0.9, log1p 1.3, expm1 0.8, tanh 0.95, logistic 0.8, erf 1.0, sin/cos 3.3 (0.6 for
+exp 0.6, log 0.9, log1p 1.3, expm1 0.8, tanh 0.4, logistic 0.8, erf 1.0, sin/cos 3.3 (0.6 for
 `sin_fast_f32`, exact only below 2**21); Numba's libm calls take 3-20, NumPy's ufuncs 1.7-14.
 
 Special values follow NumPy: exp overflows to inf and underflows through the subnormals to 0,

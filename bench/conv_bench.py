@@ -11,6 +11,12 @@ alike; the table reports the median and the minimum of the per-round times. On a
 
     .venv/bin/python bench/conv_bench.py                 # fnbrrr and NumPy
     /tmp/peers/bin/python bench/conv_bench.py --cpu 0    # + JAX and PyTorch, pinned to CPU 0
+    .venv/bin/python bench/conv_bench.py --pools         # the flagship's max pools instead
+
+`--pools` times the two 2x2 / stride-2 max pools of the flagship CNN (examples/mnist.py,
+NCHW, batch 128), forward and VJP, under fnbrrr's jit: `lax.reduce_window` (window_max and
+select_and_scatter_add) against a reshape to (N, C, H/2, 2, W/2, 2) and a max over the window
+axes, with NumPy's reshape-max as a yardstick.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
     parser.add_argument("--only", default=None,
                         help="comma-separated subset of: fnbrrr,numpy,jax,torch")
+    parser.add_argument("--pools", action="store_true",
+                        help="time the flagship's max pools instead of the W7 step")
     return parser.parse_args(argv)
 
 
@@ -259,6 +267,50 @@ def report(times: dict, losses: dict, first_call: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------
+# --pools: the flagship's max pools
+# --------------------------------------------------------------------------------------------
+
+POOL_SHAPES = ((128, 16, 28, 28), (128, 32, 14, 14))  # the inputs of examples/mnist.py's pools
+
+
+def pool_runners(np, shape) -> dict:
+    """Name -> a call that runs one pooling variant on a random NCHW input of `shape`."""
+    import fnbrrr
+    import fnbrrr.numpy as fnp
+    from fnbrrr import lax
+
+    n, c, h, w = shape
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ct = np.random.default_rng(1).standard_normal((n, c, h // 2, w // 2)).astype(np.float32)
+
+    def window_max(a):
+        return lax.reduce_window(a, -fnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def reshape_max(a):
+        return fnp.max(a.reshape(n, c, h // 2, 2, w // 2, 2), axis=(3, 5))
+
+    runners = {}
+    for name, pool in (("window_max", window_max), ("reshape+max", reshape_max)):
+        forward = fnbrrr.jit(pool)
+        backward = fnbrrr.jit(lambda a, g, pool=pool: fnbrrr.vjp(pool, a)[1](g)[0])
+        runners[f"{name} fwd"] = lambda f=forward: f(x)
+        runners[f"{name} vjp"] = lambda f=backward: f(x, ct)
+    runners["numpy reshape-max fwd"] = lambda: x.reshape(n, c, h // 2, 2, w // 2, 2).max((3, 5))
+    return runners
+
+
+def pool_report(args, np) -> None:
+    """Print the median and minimum time of each pooling variant, per pool shape."""
+    for shape in POOL_SHAPES:
+        times = interleaved_times(pool_runners(np, shape), args.rounds, args.calls)
+        print(f"max pool 2x2 / stride 2 of {shape} f32, {args.threads} thread(s); "
+              f"{args.rounds} rounds x {args.calls} calls")
+        for name, samples in times.items():
+            print(f"  {name:<22} median {statistics.median(samples) * 1e3:7.3f} ms   "
+                  f"min {min(samples) * 1e3:7.3f} ms")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     limit_threads(args.threads)
@@ -266,6 +318,9 @@ def main(argv=None) -> None:
         os.sched_setaffinity(0, {args.cpu})
     import numpy as np
 
+    if args.pools:
+        pool_report(args, np)
+        return
     data = make_data(np)
     wanted = set((args.only or "fnbrrr,numpy,jax,torch").split(","))
     factories = {"fnbrrr jit": ("fnbrrr", lambda: fnbrrr_runner(np, data)),

@@ -24,8 +24,9 @@ Single-threaded figures are the default roofline: fnbrrr's generated loops are s
 runs measure the neighbours.
 
 The result is a JSON file in the jit cache directory (`fnbrrr.jit.runtime.cache_dir()`),
-keyed by CPU model, core count and the NumPy and Numba versions; `FNBRRR_RECALIBRATE=1`
-measures again. The whole calibration takes a few seconds (most of it Numba start-up).
+keyed by CPU model, core count, the NumPy and Numba versions and the math helpers' digest;
+`FNBRRR_RECALIBRATE=1` measures again. The whole calibration takes a few seconds (most of it
+Numba start-up).
 
 Example:
     >>> from fnbrrr.brrr import calibrate
@@ -362,7 +363,15 @@ def cpu_model() -> str:
 def _identity() -> dict:
     return {"cpu": cpu_model(), "cores": os.cpu_count() or 1,
             "versions": {"numpy": np.__version__, "numba": numba.__version__,
-                         "format": FORMAT}}
+                         "format": FORMAT, "mathlib": mathlib_digest()}}
+
+
+def mathlib_digest() -> str:
+    """The digest of fnbrrr's math helpers: the transcendental rates measured here belong to
+    one version of them (a faster tanh must not be judged against the old one's rate)."""
+    from fnbrrr.jit.mathlib import SOURCE_DIGEST
+
+    return SOURCE_DIGEST
 
 
 def cache_path(quick: bool = False) -> str:

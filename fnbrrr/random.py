@@ -629,7 +629,7 @@ def permutation(key: Array, x: int | Array, axis: int = 0, independent: bool = F
     if independent:
         for sub in _round_keys(key, n):
             order = argsort(_bits(sub, x.shape, _UINT32), axis)
-            x = jnp.take_along_axis(x, order, axis)
+            x = jnp.take_along_axis(x, order, axis, mode="clip")
         return x
     order = lax.iota(np.int32, n)
     for sub in _round_keys(key, n):

@@ -452,3 +452,17 @@ def test_fill_mode_drops_out_of_range_updates():
     want = xn.copy()
     want[1] = -1.0
     assert_same(jnp.asarray(xn).at[np.array([1, 9])].set(-1.0, mode="fill"), want)
+
+
+def test_take_along_axis_fills_out_of_range_by_default_like_jax():
+    xn = arange_array((3, 4))
+    idx = np.array([[0, 5], [-1, 2], [3, -7]])
+    got = jnp.take_along_axis(xn, idx, axis=1)
+    valid = (idx >= -4) & (idx < 4)
+    want = np.where(valid, np.take_along_axis(xn, np.clip(idx, -4, 3), axis=1), np.nan)
+    np.testing.assert_array_equal(np.asarray(got), want.astype(np.float32))
+    clamped = np.where(idx < 0, np.maximum(idx + 4, 0), np.minimum(idx, 3))
+    assert_same(jnp.take_along_axis(xn, idx, axis=1, mode="clip"),
+                np.take_along_axis(xn, clamped, axis=1))
+    filled = jnp.take_along_axis(xn.astype(np.int32), idx, axis=1, fill_value=-1)
+    np.testing.assert_array_equal(filled, np.where(valid, want, -1).astype(np.int32))

@@ -950,7 +950,15 @@ def take(
 
 def take_along_axis(arr, indices, axis: int | None, mode=None, fill_value=None):
     """Pick `arr` values along `axis` at `indices` (same rank as `arr`, broadcasting the
-    other axes), as used with argsort/argmax results."""
+    other axes), as used with argsort/argmax results.
+
+    `mode`: None or "fill" (out-of-range indices give `fill_value`, NaN for floats, as in
+    JAX), "clip" or "promise_in_bounds" (clamped). Negative indices count from the end.
+
+    Example:
+        >>> jnp.take_along_axis(jnp.array([[10, 20, 30]]), jnp.array([[2, 0]]), axis=1)
+        Array([[30, 10]], dtype=int32)
+    """
     from fnbrrr.numpy._reductions import canonicalize_axis
     from fnbrrr.numpy._shape import ravel
 
@@ -972,7 +980,11 @@ def take_along_axis(arr, indices, axis: int | None, mode=None, fill_value=None):
             view = [1] * a.ndim
             view[d] = a.shape[d]
             index.append(np.arange(a.shape[d]).reshape(view))
-    return getitem(a, tuple(index))
+    if mode in ("clip", "promise_in_bounds"):
+        return getitem(a, tuple(index))
+    if mode not in (None, "fill"):
+        raise NotImplementedError(f"take_along_axis: mode {mode!r} is not supported")
+    return _IndexUpdateRef(a, tuple(index)).get(mode="fill", fill_value=fill_value)
 
 
 def _concrete(name: str, a) -> np.ndarray:

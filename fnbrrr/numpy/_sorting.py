@@ -35,4 +35,4 @@ def sort(a, axis: int | None = -1, *, stable: bool = True, descending: bool = Fa
     a = to_array(a, "sort")
     if axis is None:
         a, axis = a.reshape(-1), 0
-    return take_along_axis(a, argsort(a, axis, descending=descending), axis)
+    return take_along_axis(a, argsort(a, axis, descending=descending), axis, mode="clip")

@@ -129,7 +129,7 @@ def _gauss_jordan(a, b, zero_pivots_ok: bool = False):
         candidates = _e.where(rows >= k, _e.abs(m[..., :, k]), -1.0)
         p = _r.argmax(candidates, axis=-1)
         swapped = _e.where(rows == k, p[..., None], _e.where(rows == p[..., None], k, rows))
-        m = _indexing.take_along_axis(m, swapped[..., :, None], axis=-2)
+        m = _indexing.take_along_axis(m, swapped[..., :, None], axis=-2, mode="clip")
         pivot = m[..., k, k]
         divisor = _e.where(pivot == 0, 1.0, pivot) if zero_pivots_ok else pivot
         row_k = m[..., k, :] / divisor[..., None]

@@ -602,6 +602,21 @@ def test_tiled_max_pool_derivatives_under_jit_go_to_the_first_maximum(shape, win
                                rtol=1e-6)
 
 
+def test_tiled_pooling_of_integers_under_jit_matches_direct_loops():
+    x = RNG.integers(-50, 50, (2, 3, 4, 6)).astype(np.int32)
+    window, no_pad, ones = (1, 1, 2, 3), ((0, 0),) * 4, (1,) * 4
+
+    def f(x):
+        return (reduce_window(x, np.iinfo(np.int32).min, lax.max, window, window, "VALID"),
+                reduce_window(x, 0, lax.add, window, window, "VALID"))
+
+    got_max, got_sum = fnbrrr.jit(f)(x)
+    np.testing.assert_array_equal(np.asarray(got_max),
+                                  reference_window(x, "max", window, window, no_pad, ones, ones))
+    np.testing.assert_array_equal(np.asarray(got_sum),
+                                  reference_window(x, "sum", window, window, no_pad, ones, ones))
+
+
 def test_jitted_tiled_max_pool_gradients_match_finite_differences(x64):
     x = distinct_values((2, 3, 4, 6), np.float64)
 

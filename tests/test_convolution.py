@@ -33,17 +33,7 @@ from fnbrrr.test_util import check_grads
 for _name, _lowering in conv_kernels.CONV_KERNELS.items():
     core.primitives[_name].lower = _lowering
 
-RNG = np.random.default_rng(0)
-
-
-@pytest.fixture
-def x64():
-    previous = fnbrrr.config.jax_enable_x64
-    fnbrrr.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        fnbrrr.config.update("jax_enable_x64", previous)
+RNG = np.random.default_rng(0)  # (the `x64` fixture comes from conftest.py)
 
 
 # --------------------------------------------------------------------------------------------

@@ -570,3 +570,18 @@ def test_random_row_programs_compile_to_their_eager_results(program, rows):
     compiled = fnbrrr.jit(lambda a, b: _run_program(ops, outputs, a, b))(x, y)
     for c, e in zip(compiled, eager):
         np.testing.assert_allclose(np.asarray(c), np.asarray(e), rtol=1e-5, atol=1e-6)
+
+
+def test_reductions_over_leading_axes_start_in_one_fill_loop_per_starting_value():
+    def f(x, y):
+        return (jnp.sum(jnp.exp(x), axis=0) - 1.0, jnp.sum(y * 2.0, axis=0) + 1.0,
+                jnp.max(jnp.sin(y), axis=0) * 3.0)
+
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(16, 8)).astype(np.float32)
+    y = rng.normal(size=(16, 5)).astype(np.float32)
+    text = fnbrrr.jit(f).lower(x, y).as_text()
+    fills = [line for line in _program_body(text).splitlines() if "start the reductions" in line]
+    assert [line.split(": ")[1] for line in fills] == ["1 buffers", "2 buffers"]  # max; sums
+    for got, want in zip(fnbrrr.jit(f)(x, y), f(jnp.asarray(x), jnp.asarray(y))):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)

@@ -141,6 +141,7 @@ class _Emitter:
         # Few arguments compile faster (each costs ~8 ms of unboxing and LLVM), and loops
         # index the arena directly.
         self.slots: dict[Var, tuple[str, int]] = {}
+        self.prefilled: dict = {}  # reductions filled at the program's start (top level only)
 
     # --- arguments and buffers ---------------------------------------------------------------
 
@@ -168,10 +169,59 @@ class _Emitter:
                 if atom not in self.buffer:
                     self._declare(atom, "o", "output")
                 output_atoms.append(("buffer", self.buffer[atom]))
+        prefilled = self._prefillable_reductions()
         for var in sorted(self.plan.materialized, key=self._var_order):
-            if var not in self.buffer and not self._is_view(var):
+            if var not in self.buffer and not self._is_view(var) and var not in prefilled:
                 self._slot(var)
+        for var in prefilled:  # after the rest, side by side: one fill loop covers them
+            self._slot(var)
+        self.prefilled = prefilled
         return output_atoms
+
+    def _prefillable_reductions(self) -> dict:
+        """Arena values of reductions that accumulate in their buffer (over leading axes),
+        each -> its starting value, ordered by dtype and value. The program fills each such
+        run of slots with one loop at its start instead of one loop per reduction. Not in split
+        mode, whose steps each run on their own."""
+        found = {}
+        if self.split:
+            return found
+        for step in self.plan.steps:
+            groups = step.groups if isinstance(step, RowNest) else [step]
+            for group in groups:
+                if not isinstance(group, LoopGroup):
+                    continue
+                nested = isinstance(step, RowNest)
+                for e in self._filled_reductions(group, nested):
+                    out = e.outvars[0]
+                    if out not in self.buffer and not self._is_view(out):
+                        found[out] = e.primitive.lower.identity(out.aval.dtype)
+        order = sorted(found, key=lambda v: (v.aval.dtype.name, found[v], self._var_order(v)))
+        return {v: found[v] for v in order}
+
+    def _filled_reductions(self, group: LoopGroup, nested: bool) -> list:
+        """The reductions of `group` whose buffer is filled before its loops (not over a suffix
+        of the domain's axes, in a loop that is not flat)."""
+        produced = {v for e in group.eqns for v in e.outvars}
+        reads = [a for e in group.eqns for a in e.inputs if type(a) is Var and a not in produced]
+        if not nested and self._can_flatten(group, reads):
+            return []
+        n = len(group.domain)
+        return [e for e in group.eqns if lowering_kind(e) == "reduce"
+                and tuple(e.params["axes"]) != tuple(range(n - len(e.params["axes"]), n))]
+
+    def _emit_prefills(self) -> None:
+        """One loop per run of prefilled slots (same arena, same starting value)."""
+        runs: dict[tuple, list] = {}
+        for var, value in self.prefilled.items():
+            arena, offset = self.slots[var]
+            runs.setdefault((arena, value), []).append((offset, offset + max(1, var.aval.size)))
+        for (arena, value), spans in runs.items():
+            start, end = spans[0][0], spans[-1][1]
+            index = self.names.fresh("j")
+            self.emit(f"# start the reductions over leading axes: {len(spans)} buffers")
+            self.emit(f"for {index} in range({start}, {end}):")
+            self.emit(f"{arena}[{index}] = {value}", 2)
 
     def _slot(self, var: Var) -> tuple[str, int]:
         """Place an intermediate in its dtype's arena, 64-byte aligned; returns (arena, offset)."""
@@ -271,6 +321,7 @@ class _Emitter:
 
     def run(self) -> Generated:
         output_atoms = self._declare_buffers()
+        self._emit_prefills()
         self._emit_steps()
         self.emit("return 0")
         return self._module(output_atoms)
@@ -411,7 +462,7 @@ class _Emitter:
             is_suffix = tuple(axes) == tuple(range(n - len(axes), n))
             if flat or is_suffix:
                 suffix_depth[id(e)] = 0 if flat else n - len(axes)
-            else:
+            elif e.outvars[0] not in self.prefilled:
                 out = e.outvars[0]
                 identity = e.primitive.lower.identity(out.aval.dtype)
                 self._emit_fill(out, identity, self._comment(e))

@@ -326,8 +326,9 @@ def _next_nest(steps: list, needs: dict, producer: dict, remaps: dict) -> tuple[
     inside, held = {id(first)}, set()  # ids: the nest's groups and views of them; deferred steps
     for step in steps[start + 1:]:
         step_needs = needs[id(step)]
-        if isinstance(step, LoopGroup) and not step_needs & held and _reads_rows_only(
-                step, rows, {id(g) for g in nest}, producer, remaps):
+        if isinstance(step, LoopGroup) and not step_needs & held and _worth_nesting(
+                step, remaps) and _reads_rows_only(step, rows, {id(g) for g in nest},
+                                                   producer, remaps):
             nest.append(step)
             inside.add(id(step))
         elif not step_needs & (inside | held):
@@ -341,6 +342,33 @@ def _next_nest(steps: list, needs: dict, producer: dict, remaps: dict) -> tuple[
     if len(nest) == 1:
         return steps[:start + 1], steps[start + 1:]
     return before + [RowNest(rows, nest)], deferred
+
+
+# A flat loop over a domain with short rows vectorises better than short inner loops.
+MIN_NESTED_ROW = 64
+
+
+def _worth_nesting(group: LoopGroup, remaps: dict) -> bool:
+    """Whether `group` may join a row nest without running slower: its rows are one element
+    (no inner loop) or long, or it could not run as one flat loop anyway."""
+    row = 1
+    for size in group.domain[1:]:
+        row *= size
+    return row == 1 or row >= MIN_NESTED_ROW or not _flattenable(group, remaps)
+
+
+def _flattenable(group: LoopGroup, remaps: dict) -> bool:
+    """Whether the code generator may run `group` as one loop over all its elements (it reads
+    whole buffers of its domain's shape and reduces over all axes, if at all)."""
+    own = {v for e in group.eqns for v in e.outvars}
+    for e in group.eqns:
+        if lowering_kind(e) == "reduce" and len(e.params["axes"]) != len(group.domain):
+            return False
+        for atom in e.inputs:
+            if type(atom) is Var and atom not in own and (
+                    atom in remaps or (atom.aval.ndim and atom.aval.shape != group.domain)):
+                return False
+    return True
 
 
 def _is_view_reshape(step, remaps: dict) -> bool:

@@ -469,3 +469,9 @@ def test_diff_select_and_triangle_indices_match_numpy():
     np.testing.assert_array_equal(fnbrrr.lax.slice_in_dim(xn, 1, None, 2, axis=1), xn[:, 1::2])
     np.testing.assert_array_equal(fnbrrr.grad(lambda v: jnp.diff(v**2).sum())(
         np.arange(4.0, dtype=np.float32)), [0.0, 0.0, 0.0, 6.0])
+
+
+def test_negative_python_int_power_of_int_array_raises_value_and_type_error():
+    for err in (ValueError, TypeError):
+        with pytest.raises(err, match="negative integer powers"):
+            jnp.arange(1, 4) ** -1

@@ -643,6 +643,11 @@ def _int_power(x, y, dt):
     return lax.select_n(vanishes, acc, lax.full(shape, 0, dt))
 
 
+class NegativeIntegerPowerError(ValueError, TypeError):
+    """An integer array raised to a negative Python int: NumPy raises ValueError, JAX
+    TypeError; this is both."""
+
+
 def power(x1, x2, /):
     """Elementwise x1 ** x2. A Python int exponent uses repeated multiplication
     (`lax.integer_pow`); other exponents use `lax.pow`.
@@ -656,7 +661,7 @@ def power(x1, x2, /):
         dt = _dtype_of(x)
         if dt.kind != "b":
             if x2 < 0 and dt.kind != "f":
-                raise ValueError(
+                raise NegativeIntegerPowerError(
                     f"power: integers to negative integer powers are not allowed (got "
                     f"{dt.name} ** {x2}); convert the base to float first"
                 )

@@ -521,6 +521,9 @@ def test_layer_norm_is_one_row_loop_and_matches_eager():
     assert _top_level_loops(text) == ["for i0 in range(32):"]
     np.testing.assert_allclose(np.asarray(fnbrrr.jit(layer_norm)(x, gain)),
                                np.asarray(layer_norm(x, gain)), rtol=1e-5, atol=1e-5)
+    grad = fnbrrr.grad(lambda x, gain: jnp.sum(jnp.tanh(layer_norm(x, gain))), argnums=(0, 1))
+    for got, want in zip(fnbrrr.jit(grad)(x, gain), grad(x, gain)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
 
 
 def test_a_reduction_over_the_rows_is_complete_before_anything_reads_it():

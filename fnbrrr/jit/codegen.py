@@ -687,7 +687,10 @@ class _Emitter:
 
     def _kernel_operand(self, atom, pending: dict) -> str:
         """The array name a kernel sees; for an arena slot without a view yet, a name whose
-        view is defined later, only if used (`pending`)."""
+        view is defined later, only if used (`pending`). A remapped value is written into its
+        slot first: a kernel reads memory, and a BLAS call sees only the slot's address."""
+        if type(atom) is Var and atom in self.plan.remaps and atom not in self.materialized_remaps:
+            self._materialize_remap(atom)
         if type(atom) is Var and atom in self.slots and atom not in self.buffer:
             if atom not in pending:
                 pending[atom] = self.names.fresh("t")

@@ -127,10 +127,7 @@ def check(case, rtol=1e-4, atol=1e-5, strict_errors=False, permissive=False, wea
 
 
 # Known differences, kept visible as strict xfails (an XPASS fails: then drop the entry).
-KNOWN = {
-    "sum_scalar": "jnp.sum(3) is weak-typed in fnbrrr, not in JAX (numpy/_reductions.py)",
-    "sum_pyfloat": "jnp.sum(3.0) is weak-typed in fnbrrr, not in JAX (numpy/_reductions.py)",
-}
+KNOWN: dict[str, str] = {}
 
 
 def cases(table):

@@ -951,3 +951,13 @@ def test_nonzero_family_on_concrete_arrays():
     )
     with pytest.raises(TypeError, match="concrete"):
         _staged_shapes(lambda x: jnp.nonzero(x)[0], np.ones(3, F32))
+
+
+@pytest.mark.parametrize("reduce", [jnp.sum, jnp.prod, jnp.max, jnp.min, jnp.mean, jnp.var,
+                                    jnp.std, jnp.cumsum, jnp.cumprod])
+def test_reductions_of_weak_values_are_strongly_typed(reduce):
+    """As in JAX: `jnp.sum(3.0)` is a strong float32, so it does not defer to a float16."""
+    for value in (3.0, jnp.asarray(2.0) * 1.5):  # a Python scalar and a weak Array
+        out = reduce(value)
+        assert out.dtype == jnp.float32 and not out.weak_type
+        assert (out + jnp.ones(2, jnp.float16)).dtype == jnp.float32

@@ -81,8 +81,15 @@ def _finish(out, shape: tuple, axes: tuple, keepdims: bool):
 
 def _operand(name: str, a, axis):
     """`(a as an array, its aval, the reduced axes)`: what every reduction starts from."""
-    a = to_array(a, name)
+    a = _strong(to_array(a, name))
     return a, a.aval, reduction_axes(name, axis, a.aval.ndim)
+
+
+def _strong(a):
+    """`a` without a weak type: as in JAX, a reduction's result is strongly typed even when its
+    operand is a Python scalar (`jnp.sum(3.0) + x16` stays float32)."""
+    aval = a.aval
+    return lax.convert_element_type(a, aval.dtype, False) if aval.weak_type else a
 
 
 def _reduce_sum(x, axes: tuple):
@@ -419,7 +426,7 @@ def ptp(a, axis=None, out=None, keepdims: bool = False):
 
 
 def _cumulative(name: str, combine, identity, a, axis, dtype, promote_ints: bool):
-    a = to_array(a, name)
+    a = _strong(to_array(a, name))
     if axis is None:
         a = lax.reshape(a, (math.prod(a.shape),))
         axis = 0

@@ -575,7 +575,7 @@ def test_random_row_programs_compile_to_their_eager_results(program, rows):
         np.testing.assert_allclose(np.asarray(c), np.asarray(e), rtol=1e-5, atol=1e-6)
 
 
-def test_reductions_over_leading_axes_start_in_one_fill_loop_per_starting_value():
+def test_reductions_over_leading_axes_are_started_by_the_driver_not_by_fill_loops():
     def f(x, y):
         return (jnp.sum(jnp.exp(x), axis=0) - 1.0, jnp.sum(y * 2.0, axis=0) + 1.0,
                 jnp.max(jnp.sin(y), axis=0) * 3.0)
@@ -584,7 +584,11 @@ def test_reductions_over_leading_axes_start_in_one_fill_loop_per_starting_value(
     x = rng.normal(size=(16, 8)).astype(np.float32)
     y = rng.normal(size=(16, 5)).astype(np.float32)
     text = fnbrrr.jit(f).lower(x, y).as_text()
-    fills = [line for line in _program_body(text).splitlines() if "start the reductions" in line]
-    assert [line.split(": ")[1] for line in fills] == ["1 buffers", "2 buffers"]  # max; sums
+    assert _top_level_loops(text)[0] == "for i0 in range(16):", _top_level_loops(text)
+    driver = text.split("\ndef call(")[1]
+    fills = [line.split("]")[0].split("[")[1] for line in driver.splitlines()
+             if "reductions over leading axes" in line]
+    assert len(fills) == 2, driver  # one slice for the max, one for both sums
+    assert int(fills[1].split(":")[1]) - int(fills[1].split(":")[0]) > 8 + 5 - 1
     for got, want in zip(fnbrrr.jit(f)(x, y), f(jnp.asarray(x), jnp.asarray(y))):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)

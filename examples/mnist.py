@@ -50,7 +50,7 @@ from _common import (
 
 import fnbrrr as jax
 import fnbrrr.numpy as jnp
-from fnbrrr import lax, nn, optim, random
+from fnbrrr import nn, optim, random
 
 BATCH_SIZE = 128
 N_TEST = 1000
@@ -71,37 +71,18 @@ def load_data() -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
-def Conv2d(features: int, kernel_size: int = 3):  # noqa: N802  (a layer constructor)
-    """A 'SAME'-padded, stride-1 convolution of NCHW inputs with an OIHW kernel, plus a bias.
-
-    Returns an `nn.Layer`; params `{"w": (features, in, k, k), "b": (features,)}`, He-normal
-    initialised (fans computed over the in-channels and the window, as for OIHW).
-    """
-    he_normal = nn.initializers.he_normal(in_axis=1, out_axis=0)
-
-    def init(key, input_shape):
-        n, c, h, w = input_shape
-        params = {"w": he_normal(key, (features, c, kernel_size, kernel_size)),
-                  "b": jnp.zeros(features)}
-        return (n, features, h, w), params
-
-    def apply(params, x, *, key=None, deterministic=False):
-        y = lax.conv_general_dilated(x, params["w"], (1, 1), "SAME")
-        return y + params["b"][None, :, None, None]
-
-    return nn.Layer(init, apply)
-
-
-def max_pool_2x2(x):
-    """2x2 max pooling with stride 2 over the last two axes of NCHW `x`."""
-    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+def conv3x3(features: int) -> nn.Layer:
+    """A 'SAME' 3x3 convolution (NCHW input, OIHW kernel) plus bias, He-normal initialised
+    (fans over the in-channels and the window, as for OIHW), since relu follows it."""
+    return nn.Conv2d(features, kernel_size=3, padding="SAME",
+                     kernel_init=nn.initializers.he_normal(in_axis=1, out_axis=0))
 
 
 def make_cnn() -> nn.Layer:
     """The small CNN: two conv/relu/pool stages, then a hidden dense layer and the read-out."""
     return nn.Sequential(
-        Conv2d(16), nn.relu, max_pool_2x2,
-        Conv2d(32), nn.relu, max_pool_2x2,
+        conv3x3(16), nn.relu, nn.MaxPool2d(2),
+        conv3x3(32), nn.relu, nn.MaxPool2d(2),
         nn.Flatten(), nn.Dense(128), nn.relu, nn.Dense(10),
     )
 

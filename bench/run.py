@@ -1,10 +1,11 @@
-"""fnbrrr's benchmark suite: medians of W1-W6 and their ratios to NumPy, JAX and the memory floor.
+"""fnbrrr's benchmark suite: medians of W1-W8 and their ratios to NumPy, JAX and the memory floor.
 
     python bench/run.py [--workloads W1,W2] [--quick] [--single-core] [--json out.json]
     python bench/run.py --check          # tiny sizes, correctness only, no timing
 
 Each (workload, library) pair runs in its own process (this script with `--worker`), so thread
-pools never share a process; W6 starts fresh processes (`--w6-child`) to time a first call.
+pools never share a process; W6 starts fresh processes (`--w6-child`) to time a first call,
+W8-compile (`--w8-compile-child`) to time W8's trace + compile for several sequence lengths.
 Libraries: fnbrrr, NumPy (hand-written), and JAX and PyTorch when they are importable
 (`pip install -e '.[bench]'`). Every result is checked against NumPy in float64.
 See bench/README.md for the method and how to read the tables.
@@ -46,7 +47,8 @@ def measure_workload(
     Returns {"rows": [...]}; an implementation that fails is a row with an "error".
     """
     impls = workloads.implementations(workload, library)
-    data = workloads.make_data(workload, workloads.CHECK if check else workloads.FULL)
+    sizes = workloads.CHECK if check else workloads.FULL
+    data = workloads.make_data(workload, sizes)
     config = harness.QUICK if quick else workloads.TIMING[workload]
     rows, floor = [], None
     if workload in workloads.MEMORY_BOUND and not check:
@@ -61,6 +63,12 @@ def measure_workload(
         if floor is not None and "median" in row:
             row["floor_s"] = floor["median"]
             row["gbps"] = 2 * data["x"].nbytes / row["median"] / 1e9
+    if workload in workloads.FLOPS:
+        flops = workloads.FLOPS[workload](sizes)
+        for row in rows:
+            row["flops"] = flops
+            if "median" in row:
+                row["gflops_per_s"] = flops / row["median"] / 1e9
     return {"rows": rows}
 
 
@@ -99,6 +107,13 @@ def first_call_child_main(library: str, check: bool) -> None:
     """`--w6-child LIB`: the body of one fresh W6 process."""
     sizes = workloads.CHECK if check else workloads.FULL
     harness.emit_result(workloads.first_call_report(library, sizes))
+
+
+def compile_child_main(spec: str, check: bool) -> None:
+    """`--w8-compile-child LIB:T`: the body of one fresh W8-compile process."""
+    library, _, length = spec.partition(":")
+    sizes = workloads.CHECK if check else workloads.FULL
+    harness.emit_result(workloads.compile_report(library, sizes, int(length)))
 
 
 # --------------------------------------------------------------------------------- driver
@@ -170,6 +185,66 @@ def _first_call_row(library: str, case: str, samples: list[dict]) -> dict:
         step=samples[0]["impl"],
     )
     for key in ("import_s", "start_to_result_s", "second_call_s"):
+        row[key] = statistics.median(s[key] for s in samples)
+    _record_error(row, max(s["rel_err"] for s in samples))
+    return row
+
+
+COMPILED_LIBRARIES = ("fnbrrr", "jax")
+
+
+def run_compile_scaling(libraries, *, reps, check, single_core, timeout) -> list[dict]:
+    """W8-compile: for each sequence length, `reps` fresh processes with an empty cache dir."""
+    sizes = workloads.CHECK if check else workloads.FULL
+    rows = []
+    for library in [lib for lib in libraries if lib in COMPILED_LIBRARIES]:
+        print(f"# W8-compile {library} ...", flush=True)
+        try:
+            library_rows = [
+                _compile_row(
+                    library,
+                    length,
+                    _spawn_compiles(library, length, reps, check, single_core, timeout),
+                )
+                for length in sizes.rnn_lengths
+            ]
+        except (harness.WorkerError, OSError, ValueError) as error:
+            rows.append(error_row("W8-compile", library, f"{library} compile", error))
+            continue
+        for row in library_rows:  # flat compile time: every length near the shortest one's
+            row["x_shortest"] = row["median"] / library_rows[0]["median"]
+        rows += library_rows
+    return rows
+
+
+def _spawn_compiles(library, length, reps, check, single_core, timeout) -> list[dict]:
+    argv = [RUN_PY, "--w8-compile-child", f"{library}:{length}"] + ["--check"] * check
+    samples = []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory(prefix="fnbrrr-bench-w8-") as cache:
+            env = {"FNBRRR_CACHE_DIR": cache}  # empty: fnbrrr compiles; JAX has no disk cache
+            samples.append(
+                harness.run_worker_process(argv, single_core=single_core, env=env, timeout=timeout)
+            )
+    return samples
+
+
+def _compile_row(library: str, length: int, samples: list[dict]) -> dict:
+    totals = [s["lower_s"] + s["compile_s"] for s in samples]
+    row = dict(
+        workload="W8-compile",
+        library=library,
+        impl=f"{library} T={length}",
+        variant=f"T={length}",
+        mode="jit",
+        length=length,
+        median=statistics.median(totals),
+        min=min(totals),
+        max=max(totals),
+        n=len(samples),
+        lines=samples[0]["lines"],
+    )
+    for key in ("lower_s", "compile_s", "first_run_s", "second_run_s"):
         row[key] = statistics.median(s[key] for s in samples)
     _record_error(row, max(s["rel_err"] for s in samples))
     return row
@@ -262,6 +337,31 @@ TIMED_HEADERS = (
 FIRST_CALL_HEADERS = (
     "impl|first call|min|max|import|start->result|2nd call|vs JAX|rel.err|target"
 ).split("|")
+COMPILE_HEADERS = (
+    "impl|trace+compile|min|max|vs shortest T|trace+lower|compile|lines|1st run|2nd run|vs JAX"
+    "|rel.err"
+).split("|")
+
+
+def _compile_cells(row: dict) -> list[str]:
+    if "median" not in row:
+        return [row["impl"]] + ["-"] * 10 + [_check_cell(row)]
+    return [
+        row["impl"],
+        fmt_time(row["median"]),
+        fmt_time(row["min"]),
+        fmt_time(row["max"]),
+        fmt_ratio(row["x_shortest"]),
+        fmt_time(row["lower_s"]),
+        fmt_time(row["compile_s"]),
+        str(row["lines"]),
+        fmt_time(row["first_run_s"]),
+        fmt_time(row["second_run_s"]),
+        fmt_ratio(row.get("x_jax")),
+        _check_cell(row),
+    ]
+
+
 CHECK_HEADERS = ["impl", "rel.err", "tolerance", "result"]
 
 
@@ -279,9 +379,14 @@ def print_workload(workload: str, rows: list[dict], notes: list[str], check: boo
         headers, cells = CHECK_HEADERS, _check_cells
     elif workload == "W6":
         headers, cells = FIRST_CALL_HEADERS, _first_call_cells
+    elif workload == "W8-compile":
+        headers, cells = COMPILE_HEADERS, _compile_cells
     else:
         headers, cells = TIMED_HEADERS, _timed_cells
     print(harness.format_table(headers, [cells(row) for row in rows]))
+    rates = [f"{row['impl']} {row['gflops_per_s']:.1f}" for row in rows if "gflops_per_s" in row]
+    if rates:
+        print(f"  GFLOP/s ({rows[0]['flops'] / 1e9:.3g} GFLOP per call): " + ", ".join(rates))
     for row in rows:
         if "error" in row:
             lines = [line.strip() for line in row["error"].splitlines() if line.strip()]
@@ -317,10 +422,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="pin workers to CPU 0 and give every library one thread",
     )
     parser.add_argument("--json", metavar="PATH", help="also write every row as JSON")
-    parser.add_argument("--w6-reps", type=int, default=3, help="fresh processes per W6 case")
+    parser.add_argument(
+        "--w6-reps", type=int, default=3, help="fresh processes per W6 and W8-compile case"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per worker")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--w6-child", help=argparse.SUPPRESS)
+    parser.add_argument("--w8-compile-child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -356,10 +464,12 @@ def run_all(args: argparse.Namespace, workload_ids: list[str], libraries: list[s
     """[(workload, rows)] for every requested workload, one worker process per library."""
     options = dict(check=args.check, single_core=args.single_core, timeout=args.timeout)
     results = []
+    reps = 1 if args.quick or args.check else args.w6_reps
     for workload in workload_ids:
         if workload == "W6":
-            reps = 1 if args.quick or args.check else args.w6_reps
             rows = run_first_calls(libraries, reps=reps, **options)
+        elif workload == "W8-compile":
+            rows = run_compile_scaling(libraries, reps=reps, **options)
         else:
             rows = run_workload(workload, libraries, quick=args.quick, **options)
         results.append((workload, rows))
@@ -374,6 +484,9 @@ def main(argv=None) -> int:
         return 0
     if args.w6_child:
         first_call_child_main(args.w6_child, args.check)
+        return 0
+    if args.w8_compile_child:
+        compile_child_main(args.w8_compile_child, args.check)
         return 0
     workload_ids = args.workloads.split(",")
     unknown = [w for w in workload_ids if w not in workloads.WORKLOADS]

@@ -6,12 +6,14 @@
     W4        per-call latency: jitted x*2+1 on 10 elements, eager x*2+1, eager sin
     W5        per-example gradients of logistic regression, 100 features, batch 256
     W6        first call of W3 in a fresh process (see `first_call_report`)
+    W8        jit(value_and_grad) of a tanh RNN through lax.scan, hidden 128, input 64, T=100
+    W8-compile  W8's trace + compile time for T = 10, 100, 1000 (see `compile_report`)
 
-fnbrrr and JAX run the same JAX-style source (`gelu`, `mlp_loss`, `logreg_loss` take the
-`jnp` module as an argument); NumPy runs hand-written code (derivatives by hand); PyTorch runs
-its own idioms (eager autograd, `torch.func`). Every input comes from NumPy with a fixed seed,
-so each library sees the same numbers, and the reference of every result is the hand-written
-NumPy code run in float64.
+fnbrrr and JAX run the same JAX-style source (`gelu`, `mlp_loss`, `logreg_loss`, `rnn_loss`
+take the `jnp` module as an argument); NumPy runs hand-written code (derivatives by hand);
+PyTorch runs its own idioms (eager autograd, `torch.func`, a Python loop over time). Every
+input comes from NumPy with a fixed seed, so each library sees the same numbers, and the
+reference of every result is the hand-written NumPy code run in float64.
 
 Libraries are imported inside the functions that need them: a worker process imports only
 the library it measures.
@@ -45,11 +47,25 @@ class Sizes:
     small_n: int = 10
     logreg_features: int = 100
     logreg_batch: int = 256
+    rnn_input: int = 64
+    rnn_hidden: int = 128
+    rnn_length: int = 100
+    rnn_batch: int = 32
+    rnn_lengths: tuple = (10, 100, 1000)  # W8-compile
 
 
 FULL = Sizes()
 CHECK = Sizes(
-    gelu_n=1003, mlp_layers=(12, 16, 16, 10), mlp_batch=8, logreg_features=7, logreg_batch=5
+    gelu_n=1003,
+    mlp_layers=(12, 16, 16, 10),
+    mlp_batch=8,
+    logreg_features=7,
+    logreg_batch=5,
+    rnn_input=5,
+    rnn_hidden=7,
+    rnn_length=6,
+    rnn_batch=3,
+    rnn_lengths=(2, 6, 30),
 )
 
 DESCRIPTIONS = {
@@ -60,6 +76,8 @@ DESCRIPTIONS = {
     "W4": "per-call latency on 10 float32: jitted x*2+1, eager x*2+1, eager sin",
     "W5": "per-example grads, logistic regression, 100 features, batch 256",
     "W6": "first call of the W3 step in a fresh process (cold / warm disk cache)",
+    "W8": "jit(value_and_grad) of a tanh RNN via lax.scan, hidden 128, input 64, T=100, batch 32",
+    "W8-compile": "trace + compile of the W8 step in a fresh process, empty cache, T=10/100/1000",
 }
 WORKLOADS = tuple(DESCRIPTIONS)
 
@@ -70,6 +88,7 @@ TIMING = {
     "W3": TimingConfig(warmup=5, repeat=15, min_sample_s=0.1),
     "W4": TimingConfig(warmup=100, repeat=25, min_sample_s=0.05),
     "W5": TimingConfig(warmup=5, repeat=15, min_sample_s=0.05),
+    "W8": TimingConfig(warmup=3, repeat=15, min_sample_s=0.1),
 }
 
 # Relative error (max |out - ref| / max |ref| per output) allowed against the float64
@@ -119,6 +138,7 @@ TARGETS = {
     ("W5", "fnbrrr jit(vmap(grad))"): Target(jax_ratio=1.0),
     ("W6", "fnbrrr cold cache"): Target(seconds=1.0),
     ("W6", "fnbrrr warm cache"): Target(seconds=0.3),
+    ("W8", "fnbrrr jit(value_and_grad)"): Target(jax_ratio=1.2),
 }
 
 
@@ -162,6 +182,8 @@ def make_data(workload: str, sizes: Sizes = FULL) -> dict:
             "x": rng.standard_normal((batch, features), dtype=F32),
             "y": rng.integers(0, 2, batch).astype(F32),
         }
+    if workload in ("W8", "W8-compile"):
+        return rnn_data(rng, sizes, sizes.rnn_length)
     raise KeyError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
 
 
@@ -172,6 +194,33 @@ def mlp_init(rng: np.random.Generator, layers: tuple) -> list:
         w = rng.standard_normal((fan_in, fan_out), dtype=F32) * F32(math.sqrt(2.0 / fan_in))
         params.append((w, np.zeros(fan_out, F32)))
     return params
+
+
+def rnn_data(rng: np.random.Generator, sizes: Sizes, length: int) -> dict:
+    """W8's weights (scaled by 1/sqrt(fan_in), so that tanh stays off its plateaus) and
+    inputs `xs` of shape (length, batch, input)."""
+    inputs, hidden = sizes.rnn_input, sizes.rnn_hidden
+    return {
+        "wx": rng.standard_normal((inputs, hidden), dtype=F32) * F32(1 / math.sqrt(inputs)),
+        "wh": rng.standard_normal((hidden, hidden), dtype=F32) * F32(1 / math.sqrt(hidden)),
+        "b": rng.standard_normal(hidden, dtype=F32) * F32(0.1),
+        "xs": rng.standard_normal((length, sizes.rnn_batch, inputs), dtype=F32),
+    }
+
+
+def rnn_flops(sizes: Sizes = FULL, length: int | None = None) -> int:
+    """Multiply-add FLOPs of one W8 step: per time step, the forward's x@Wx and h@Wh, and the
+    backward's Wx and Wh gradients and its h gradient (dz @ Wh.T); elementwise work excluded.
+
+    Example: 0.47 GFLOP at the issue's sizes (T=100, batch 32, input 64, hidden 128).
+    """
+    length = sizes.rnn_length if length is None else length
+    batch, inputs, hidden = sizes.rnn_batch, sizes.rnn_input, sizes.rnn_hidden
+    return length * 3 * (2 * batch * inputs * hidden + 2 * batch * hidden * hidden)
+
+
+# FLOPs per call, for the rows' GFLOP/s.
+FLOPS = {"W8": rnn_flops}
 
 
 def leaves(tree) -> list:
@@ -247,6 +296,29 @@ def np_per_example_grads(w, b, x, y):
     return delta[:, None] * x, delta
 
 
+def np_rnn_value_and_grad(wx, wh, b, xs) -> list:
+    """[loss, dWx, dWh, db] of loss = sum(h_T), h_t = tanh(x_t @ Wx + h_{t-1} @ Wh + b), h_0 = 0.
+
+    Forward: one matmul for every x_t @ Wx, then a loop storing each h_t; backward through
+    time by hand: dz_t = dh_t * (1 - h_t**2), dh_{t-1} = dz_t @ Wh.T.
+    """
+    length, batch, inputs = xs.shape
+    hidden = wh.shape[0]
+    hs = np.zeros((length + 1, batch, hidden), wh.dtype)  # hs[t + 1] = h_t; hs[0] = h_0
+    input_terms = (xs.reshape(-1, inputs) @ wx + b).reshape(length, batch, hidden)
+    for t in range(length):
+        hs[t + 1] = np.tanh(input_terms[t] + hs[t] @ wh)
+    dzs = np.empty_like(input_terms)
+    dh = np.ones((batch, hidden), wh.dtype)
+    for t in reversed(range(length)):
+        dzs[t] = dh * (1.0 - hs[t + 1] * hs[t + 1])
+        dh = dzs[t] @ wh.T
+    flat_dz = dzs.reshape(-1, hidden)
+    grad_wx = xs.reshape(-1, inputs).T @ flat_dz
+    grad_wh = hs[:-1].reshape(-1, hidden).T @ flat_dz
+    return [hs[-1].sum(), grad_wx, grad_wh, flat_dz.sum(axis=0)]
+
+
 def _float64(tree):
     if isinstance(tree, dict):
         return {key: _float64(value) for key, value in tree.items()}
@@ -262,6 +334,7 @@ REFERENCES = {
     "x*2+1": lambda d: [d["x"] * 2 + 1],
     "sin": lambda d: [np.sin(d["x"])],
     "per-example grads": lambda d: list(np_per_example_grads(d["w"], d["b"], d["x"], d["y"])),
+    "rnn value_and_grad": lambda d: np_rnn_value_and_grad(d["wx"], d["wh"], d["b"], d["xs"]),
 }
 
 
@@ -341,6 +414,26 @@ def make_per_example_grads(lib, jnp):
     return lib.vmap(grad, in_axes=(None, None, 0, 0))
 
 
+def rnn_loss(wx, wh, b, xs, jnp, lax):
+    """sum(h_T) of a tanh RNN run over `xs` (time first) by `lax.scan`, from h_0 = 0."""
+
+    def cell(h, x):
+        return jnp.tanh(x @ wx + h @ wh + b), None
+
+    h0 = jnp.zeros((xs.shape[1], wh.shape[0]), xs.dtype)
+    h_final, _ = lax.scan(cell, h0, xs)
+    return jnp.sum(h_final)
+
+
+def make_rnn_step(lib, jnp):
+    """jit(value_and_grad(rnn_loss)) w.r.t. (wx, wh, b): (wx, wh, b, xs) -> (loss, grads)."""
+    loss = lambda wx, wh, b, xs: rnn_loss(wx, wh, b, xs, jnp, lib.lax)
+    return lib.jit(lib.value_and_grad(loss, argnums=(0, 1, 2)))
+
+
+RNN_KEYS = ("wx", "wh", "b", "xs")
+
+
 def load_jaxlike(name: str):
     """(lib, jnp, sync) for `fnbrrr` or `jax`; JAX dispatches synchronously (PERF.md fact 5)."""
     if name == "jax":
@@ -388,6 +481,10 @@ def _jaxlike_impls(workload: str, name: str) -> list[Impl]:
         ]
     if workload == "W5":
         return _jaxlike_per_example_impls(lib, jnp, sync, name)
+    if workload == "W8":
+        step = make_rnn_step(lib, jnp)
+        build = lambda d: call_case(step, [jnp.asarray(d[k]) for k in RNN_KEYS], sync)
+        return [Impl(f"{name} jit(value_and_grad)", "rnn value_and_grad", "jit", build)]
     raise KeyError(workload)
 
 
@@ -446,6 +543,9 @@ def _numpy_impls(workload: str) -> list[Impl]:
                 build(np_per_example_grads, "w", "b", "x", "y"),
             )
         ]
+    if workload == "W8":
+        build_rnn = build(np_rnn_value_and_grad, *RNN_KEYS)
+        return [Impl("numpy hand BPTT", "rnn value_and_grad", "eager", build_rnn)]
     raise KeyError(workload)
 
 
@@ -501,6 +601,9 @@ def _torch_impls(workload: str) -> list[Impl]:
                 build(_torch_per_example_grads(), "w", "b", "x", "y"),
             )
         ]
+    if workload == "W8":
+        rnn = build(_torch_rnn_value_and_grad, *RNN_KEYS)
+        return [Impl("torch loop + autograd", "rnn value_and_grad", "eager", rnn)]
     raise KeyError(workload)
 
 
@@ -528,6 +631,19 @@ def _torch_mlp_case(data: dict) -> Case:
     ]
     x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
     return training_case(step, params, x, y, data)
+
+
+def _torch_rnn_value_and_grad(wx, wh, b, xs):
+    """W8 in PyTorch's idiom: a Python loop over time, then autograd."""
+    import torch
+
+    params = [p.detach().requires_grad_(True) for p in (wx, wh, b)]
+    wx, wh, b = params
+    h = torch.zeros(xs.shape[1], wh.shape[0])
+    for x in xs:
+        h = torch.tanh(x @ wx + h @ wh + b)
+    loss = h.sum()
+    return [loss.detach(), *torch.autograd.grad(loss, params)]
 
 
 def _torch_per_example_grads():
@@ -579,4 +695,40 @@ def first_call_report(library: str, sizes: Sizes = FULL) -> dict:
         "second_call_s": second_call_s,
         "result_wall_time": result_wall_time,
         "rel_err": relative_error(case.output(), reference("step", data)),
+    }
+
+
+# ----------------------------------------------------------------------------- W8-compile
+def compile_report(library: str, sizes: Sizes = FULL, length: int | None = None) -> dict:
+    """W8-compile, run in a fresh process: trace + compile of the W8 step for one sequence length.
+
+    `lower_s` is trace + lowering (fnbrrr: code generation), `compile_s` the compile (fnbrrr:
+    Numba, or a disk-cache load when `FNBRRR_CACHE_DIR` is not empty; JAX: XLA), `lines` the
+    length of `jit(step).lower(...).as_text()` (fnbrrr: the generated module; JAX: StableHLO),
+    `first_run_s` and `second_run_s` two calls of the compiled program.
+    """
+    length = sizes.rnn_length if length is None else length
+    lib, jnp, sync = load_jaxlike(library)
+    data = rnn_data(np.random.default_rng(SEED), sizes, length)
+    args = [jnp.asarray(data[k]) for k in RNN_KEYS]
+    step = make_rnn_step(lib, jnp)
+    start = time.perf_counter()
+    lowered = step.lower(*args)
+    lower_s = time.perf_counter() - start
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - start - lower_s
+    run_s = []
+    for _ in range(2):
+        start = time.perf_counter()
+        result = sync(compiled(*args))
+        run_s.append(time.perf_counter() - start)
+    outputs = [as_numpy(leaf) for leaf in leaves(result)]
+    return {
+        "length": length,
+        "lower_s": lower_s,
+        "compile_s": compile_s,
+        "lines": len(lowered.as_text().splitlines()),
+        "first_run_s": run_s[0],
+        "second_run_s": run_s[1],
+        "rel_err": relative_error(outputs, reference("rnn value_and_grad", data)),
     }

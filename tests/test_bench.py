@@ -18,7 +18,8 @@ import harness  # noqa: E402
 import run  # noqa: E402
 import workloads  # noqa: E402
 
-IN_PROCESS_WORKLOADS = [w for w in workloads.WORKLOADS if w != "W6"]
+FRESH_PROCESS_WORKLOADS = ("W6", "W8-compile")
+IN_PROCESS_WORKLOADS = [w for w in workloads.WORKLOADS if w not in FRESH_PROCESS_WORKLOADS]
 
 
 def _library(name):
@@ -52,6 +53,60 @@ def test_first_call_runs_in_fresh_processes_cold_then_warm():
         assert "error" not in row, row["error"]
         assert row["correct"], f"{row['impl']}: rel. error {row['rel_err']:.1e}"
         assert row["start_to_result_s"] >= row["median"] > 0  # the median first call
+
+
+def test_hand_written_bptt_matches_finite_differences():
+    data = workloads._float64(workloads.make_data("W8", workloads.CHECK))
+    keys = workloads.RNN_KEYS
+    loss, *grads = workloads.np_rnn_value_and_grad(*(data[k] for k in keys))
+
+    def loss_at(key, index, delta):
+        moved = dict(data, **{key: data[key].copy()})
+        moved[key][index] += delta
+        return workloads.np_rnn_value_and_grad(*(moved[k] for k in keys))[0]
+
+    rng = np.random.default_rng(0)
+    for key, grad in zip(keys[:3], grads):
+        for _ in range(4):
+            index = tuple(rng.integers(0, n) for n in grad.shape)
+            slope = (loss_at(key, index, 1e-6) - loss_at(key, index, -1e-6)) / 2e-6
+            assert slope == pytest.approx(grad[index], rel=1e-5, abs=1e-8), (key, index)
+    h = np.zeros((data["xs"].shape[1], data["wh"].shape[0]))
+    for x in data["xs"]:
+        h = np.tanh(x @ data["wx"] + h @ data["wh"] + data["b"])
+    assert loss == pytest.approx(h.sum(), rel=1e-12)
+
+
+def test_compile_report_checks_the_rnn_step():
+    length = workloads.CHECK.rnn_lengths[0]
+    report = workloads.compile_report("fnbrrr", workloads.CHECK, length)  # in-process child
+    assert report["length"] == length and report["lines"] > 0
+    assert report["rel_err"] <= workloads.DEFAULT_TOLERANCE
+    assert report["lower_s"] > 0 and report["compile_s"] > 0 and report["second_run_s"] > 0
+
+
+def test_generated_rnn_program_does_not_grow_with_the_sequence_length():
+    import fnbrrr
+    import fnbrrr.numpy as jnp
+
+    step = workloads.make_rnn_step(fnbrrr, jnp)
+    texts = []
+    for length in (2, 50):
+        data = workloads.rnn_data(np.random.default_rng(1), workloads.CHECK, length)
+        texts.append(step.lower(*(jnp.asarray(data[k]) for k in workloads.RNN_KEYS)).as_text())
+    assert len(texts[0].splitlines()) == len(texts[1].splitlines())  # a loop, not unrolled
+
+
+@pytest.mark.slow  # one fresh process per length, each compiling with an empty cache
+def test_compile_scaling_runs_every_length_in_fresh_processes():
+    rows = run.run_compile_scaling(["fnbrrr"], reps=1, check=True, single_core=False, timeout=600)
+    lengths = workloads.CHECK.rnn_lengths
+    assert [row["impl"] for row in rows] == [f"fnbrrr T={n}" for n in lengths]
+    for row in rows:
+        assert "error" not in row, row["error"]
+        assert row["correct"], f"{row['impl']}: rel. error {row['rel_err']:.1e}"
+        assert row["median"] == pytest.approx(row["lower_s"] + row["compile_s"])
+    assert rows[0]["x_shortest"] == 1.0
 
 
 def test_check_sizes_are_no_larger_than_the_issue_sizes():

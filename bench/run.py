@@ -384,9 +384,10 @@ def print_workload(workload: str, rows: list[dict], notes: list[str], check: boo
     else:
         headers, cells = TIMED_HEADERS, _timed_cells
     print(harness.format_table(headers, [cells(row) for row in rows]))
-    rates = [f"{row['impl']} {row['gflops_per_s']:.1f}" for row in rows if "gflops_per_s" in row]
-    if rates:
-        print(f"  GFLOP/s ({rows[0]['flops'] / 1e9:.3g} GFLOP per call): " + ", ".join(rates))
+    rated = [row for row in rows if "gflops_per_s" in row]
+    if rated:
+        rates = ", ".join(f"{row['impl']} {row['gflops_per_s']:.1f}" for row in rated)
+        print(f"  GFLOP/s ({rated[0]['flops'] / 1e9:.3g} GFLOP per call): {rates}")
     for row in rows:
         if "error" in row:
             lines = [line.strip() for line in row["error"].splitlines() if line.strip()]

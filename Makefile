@@ -22,8 +22,11 @@ $(VENV)/.docs-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[docs]'
 	touch $@
 
+# Two pytest-xdist workers: on the 2-core CI machine, from a fresh clone with empty compile
+# caches, the suite took 5 min 39 s with -n 2 against 7 min 27 s in one process (measured
+# 2026-11-21; Numba compilation is CPU-bound and the two workers share the disk caches).
 test: $(VENV)/.dev-installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-slow: $(VENV)/.dev-installed
 	$(PY) -m pytest -q -m slow

@@ -93,7 +93,7 @@ class Compiled:
         """Run on flat arguments (arrays or scalars); returns flat fnbrrr Arrays."""
         inputs = [_as_input(x, a) for x, a in zip(flat_args, self.lowered.original.in_avals)]
         outs = self.executable(inputs)
-        return [ArrayImpl(o, a.weak_type) for o, a in zip(outs, self.out_avals)]
+        return [ArrayImpl(o, a.weak_type, a) for o, a in zip(outs, self.out_avals)]
 
     def fast_caller(self, out_tree) -> Callable:
         """A call path for positional fnbrrr Arrays of the compiled signature (the hot path)."""

@@ -294,18 +294,9 @@ def test_iteration_and_empty_results():
 
 
 def _transform(name: str):
-    import importlib
-
     import fnbrrr
 
-    fn = getattr(fnbrrr, name, None)
-    if fn is None:
-        module = {"grad": "fnbrrr.ad", "vmap": "fnbrrr.batching", "jit": "fnbrrr.jit.api"}[name]
-        try:
-            fn = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            pytest.skip(f"fnbrrr.{name} is not available yet")
-    return fn
+    return getattr(fnbrrr, name)
 
 
 def test_gradient_of_indexing_accumulates_repeated_indices():

@@ -369,6 +369,7 @@ class _Emitter:
         """
         from fnbrrr.jit import passes
         from fnbrrr.jit.fusion import plan_fusion
+        from fnbrrr.jit.kernels import assign_whole
 
         jaxpr, consts = passes.optimize(closed.jaxpr, closed.consts)
         plan = plan_fusion(jaxpr)
@@ -388,9 +389,14 @@ class _Emitter:
         child._emit_steps()
         for var, out in copies:
             if type(var) is Literal:
-                child.emit(f"{out}[...] = {literal(var.val, var.aval.dtype)}")
+                lines = assign_whole(child.names, out, "", var.aval,
+                                     value=literal(var.val, var.aval.dtype))
             else:
-                child.emit(f"{out}[...] = {child.array(var)}")
+                lines = assign_whole(child.names, out, child.array(var), var.aval)
+            if lines:
+                self.helpers_used.add("_view")
+            for line in lines:
+                child.emit(line)
 
     def _is_reshape_output(self, var: Var) -> bool:
         eqn = self._producer(var)

@@ -12,6 +12,7 @@ iteration (PERF.md fact 5).
 from __future__ import annotations
 
 from fnbrrr.core import Literal
+from fnbrrr.jit.kernels import assign_whole
 from fnbrrr.jit.lowering import Kernel, literal
 
 
@@ -38,6 +39,19 @@ def _step_slices(em, ctx, arrays, avals, index: str, depth: int, reading: bool):
     return views, after
 
 
+def _copy(em, ctx, dst: str, src: str, atom_or_aval, depth: int = 1) -> None:
+    """`dst[...] = src` as loops (`assign_whole`); a literal source becomes a fill."""
+    if type(atom_or_aval) is Literal:
+        lines = assign_whole(ctx, dst, src, atom_or_aval.aval,
+                             value=literal(atom_or_aval.val, atom_or_aval.aval.dtype))
+    else:
+        lines = assign_whole(ctx, dst, src, getattr(atom_or_aval, "aval", atom_or_aval))
+    if lines:
+        em.helpers_used.add("_view")
+    for line in lines:
+        em.emit(line, depth)  # loop bodies carry their own extra indentation
+
+
 def _swap(em, current: list[str], following: list[str], depth: int) -> None:
     """Exchange the two carry buffers' roles: what was written becomes what is read."""
     if current:
@@ -57,8 +71,8 @@ def _emit_scan(ctx, eqn, ins, outs):
     following = [em.temp(a) for a in carry_avals]
     em.emit(f"# scan over {length} steps{' (reversed)' if reverse else ''}: the body is fused "
             "and inlined; carries swap between two buffers")
-    for buf, value in zip(current, init):
-        em.emit(f"{buf}[...] = {value}")
+    for buf, value, atom in zip(current, init, eqn.inputs[n_consts:n_consts + n_carry]):
+        _copy(em, ctx, buf, value, atom)
     step, index = ctx.fresh("step"), ctx.fresh("at")
     em.emit(f"for {step} in range({length}):")
     em.emit(f"{index} = {length - 1} - {step}" if reverse else f"{index} = {step}", 2)
@@ -68,8 +82,8 @@ def _emit_scan(ctx, eqn, ins, outs):
     for line in y_stores:
         em.emit(line, 2)
     _swap(em, current, following, 2)
-    for out, buf in zip(outs[:n_carry], current):
-        em.emit(f"{out}[...] = {buf}")
+    for out, buf, aval in zip(outs[:n_carry], current, carry_avals):
+        _copy(em, ctx, out, buf, aval)
     return []
 
 
@@ -97,16 +111,16 @@ def _emit_while(ctx, eqn, ins, outs):
     following = [em.temp(a) for a in avals]
     predicate = em.temp(cond.out_avals[0])
     em.emit("# while loop: condition and body are fused and inlined")
-    for buf, value in zip(current, init):
-        em.emit(f"{buf}[...] = {value}")
+    for buf, value, atom in zip(current, init, eqn.inputs[n_cond + n_body:]):
+        _copy(em, ctx, buf, value, atom)
     em.emit("while True:")
     em.emit_subprogram(cond, list(cond_consts) + current, [predicate], 2)
     em.emit(f"if not {predicate}.item():", 2)
     em.emit("break", 3)
     em.emit_subprogram(body, list(body_consts) + current, following, 2)
     _swap(em, current, following, 2)
-    for out, buf in zip(outs, current):
-        em.emit(f"{out}[...] = {buf}")
+    for out, buf, aval in zip(outs, current, avals):
+        _copy(em, ctx, out, buf, aval)
     return []
 
 

@@ -195,7 +195,7 @@ def _gemm_lines(ctx, eqn, ins, outs):
     if m == 0 or n == 0:
         return lines + ["pass"]
     if k == 0:
-        return lines + [f"{out}.fill({literal(0, dtype)})"]
+        return lines + assign_whole(ctx, out, "", eqn.outvars[0].aval, value=literal(0, dtype))
     lda = max(1, k if trans_a == CBLAS_NO_TRANS else m)
     ldb = max(1, n if trans_b == CBLAS_NO_TRANS else k)
     item = dtype.itemsize
@@ -351,8 +351,7 @@ def _emit_pad(ctx, eqn, ins, outs):
     operand, value = eqn.inputs
     config = eqn.params["padding_config"]
     out_shape = eqn.outvars[0].aval.shape
-    lines = [f"{outs[0]}.fill({_scalar(ins[1], value)})"] if eqn.outvars[0].aval.ndim else [
-        f"{outs[0]}[()] = {_scalar(ins[1], value)}"]
+    lines = assign_whole(ctx, outs[0], "", eqn.outvars[0].aval, value=_scalar(ins[1], value))
     loop_lines, index, depth = _loops(operand.aval.shape, "p", ctx)
     lines += loop_lines
     targets, checks = [], []

@@ -10,6 +10,7 @@ from fnbrrr._prims import (  # noqa: F401
     elementwise,
     indexing,
     linalg,
+    linalg_decomp,
     reductions,
     shape,
     sorting,

@@ -1,0 +1,454 @@
+"""solve, det and slogdet of square matrices: primitives over an LU factorisation.
+
+Each primitive takes a stack of matrices (..., n, n) and factorises every one of them with
+partial pivoting (P a = L U). Their rules:
+
+* `impl`: NumPy's LAPACK (`np.linalg.solve/det/slogdet`); a singular `solve` (which NumPy
+  refuses) is redone by `_lu_solve_numpy`, so it gives inf/nan as IEEE division does.
+* `jvp`: x = a^-1 b gives dx = a^-1 (db - da x); d det = det * tr(a^-1 da);
+  d log|det| = tr(a^-1 da). All written with `solve` itself, so they differentiate again.
+* `vjp`: b̄ = a^-T x̄, ā = -b̄ x^T; ā = det * d̄et * a^-T; ā = l̄ogabsdet * a^-T.
+* `batch`: the batch axis goes in front: the primitives take any leading axes.
+* `lower` (jit): one call of a precompiled helper (`_lu_solve_helper`, `_lu_det_helper`)
+  through a C function pointer, as the convolution kernels do (`jit/conv_kernels/calls.py`):
+  the traced program holds one equation whatever n is, and a program that calls the helper
+  compiles in a fraction of a second (the helper itself compiles once per dtype and machine,
+  then loads from Numba's cache).
+
+Row-wise loops over contiguous rows (they vectorise), no blocking: fine up to a few hundred
+rows; larger matrices would want LAPACK's blocked getrf.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from fnbrrr._prims.common import check_dtype_kind, describe
+from fnbrrr._prims.elementwise import convert_element_type, eq, mul, neg, sub
+from fnbrrr._prims.linalg import dot_general
+from fnbrrr._prims.reductions import reduce_sum
+from fnbrrr._prims.shape import broadcast_in_dim, broadcasted_iota, transpose
+from fnbrrr.ad_util import Zero, is_zero
+from fnbrrr.core import Primitive, ShapedArray, get_aval
+from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helper_call
+from fnbrrr.jit.conv_kernels.source import Code
+from fnbrrr.jit.cost import COST_RULES, Cost
+from fnbrrr.jit.lowering import Kernel, literal
+
+solve_p = Primitive("solve")
+solve_p.doc = "x with a @ x = b for a (..., n, n), b (..., n, m): LU with partial pivoting"
+det_p = Primitive("det")
+det_p.doc = "the determinant of a (..., n, n): LU with partial pivoting"
+slogdet_p = Primitive("slogdet", multiple_results=True)
+slogdet_p.doc = "(sign, log|det|) of a (..., n, n): LU with partial pivoting"
+
+
+# --------------------------------------------------------------------------------------------
+# Shape rules
+# --------------------------------------------------------------------------------------------
+
+
+def _check_square(op: str, a: ShapedArray) -> None:
+    check_dtype_kind(op, a, "f", "a float dtype (float32 or float64)")
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{op}: needs square matrices (..., n, n), got {a.str_short()}")
+
+
+def _solve_abstract_eval(a: ShapedArray, b: ShapedArray) -> ShapedArray:
+    _check_square("solve", a)
+    if b.dtype != a.dtype or b.ndim != a.ndim or b.shape[:-1] != a.shape[:-1]:
+        raise TypeError(
+            f"solve: b must be (..., n, m) with a's dtype and leading axes (..., n), got "
+            f"{describe(a, b)}; fnbrrr.numpy.linalg.solve broadcasts and promotes first"
+        )
+    return ShapedArray(b.shape, b.dtype, a.weak_type and b.weak_type)
+
+
+def _det_abstract_eval(a: ShapedArray) -> ShapedArray:
+    _check_square("det", a)
+    return ShapedArray(a.shape[:-2], a.dtype, a.weak_type)
+
+
+def _slogdet_abstract_eval(a: ShapedArray) -> list[ShapedArray]:
+    _check_square("slogdet", a)
+    return [ShapedArray(a.shape[:-2], a.dtype, a.weak_type)] * 2
+
+
+# --------------------------------------------------------------------------------------------
+# Eager evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _lu_solve_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a^-1 b by LU with partial pivoting, vectorised over the leading axes; a zero pivot
+    divides by zero (inf/nan) instead of raising as `np.linalg.solve` does."""
+    n = a.shape[-1]
+    m = np.concatenate([a, b], axis=-1).reshape(-1, n, n + b.shape[-1])
+    at = np.arange(len(m))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for k in range(n):
+            p = k + np.argmax(np.abs(m[:, k:, k]), axis=-1)
+            m[at, k], m[at, p] = m[at, p], m[at, k].copy()
+            factors = m[:, k + 1:, k:k + 1] / m[:, k:k + 1, k:k + 1]
+            m[:, k + 1:] -= factors * m[:, k:k + 1]
+        for k in range(n - 1, -1, -1):
+            m[:, k, n:] /= m[:, k, k:k + 1]
+            m[:, :k, n:] -= m[:, :k, k:k + 1] * m[:, k:k + 1, n:]
+    return m[:, :, n:].reshape(b.shape)
+
+
+def _solve_impl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.shape[-1] == 0 or b.shape[-1] == 0:
+        return np.zeros(b.shape, b.dtype)
+    try:
+        return np.linalg.solve(a, b).astype(b.dtype, copy=False)
+    except np.linalg.LinAlgError:  # singular: IEEE results, as the compiled kernel gives
+        return _lu_solve_numpy(a.astype(b.dtype), b.astype(b.dtype, copy=True))
+
+
+def _det_impl(a: np.ndarray) -> np.ndarray:
+    return np.asarray(np.linalg.det(a), a.dtype)
+
+
+def _slogdet_impl(a: np.ndarray) -> list[np.ndarray]:
+    sign, logabsdet = np.linalg.slogdet(a)
+    return [np.asarray(sign, a.dtype), np.asarray(logabsdet, a.dtype)]
+
+
+# --------------------------------------------------------------------------------------------
+# Derivatives
+# --------------------------------------------------------------------------------------------
+
+
+def _batch_axes(ndim: int) -> tuple[int, ...]:
+    return tuple(range(ndim - 2))
+
+
+def _matmul(x, y):
+    """x @ y over matching leading axes: (..., n, k) @ (..., k, m)."""
+    nd = get_aval(x).ndim
+    return dot_general(x, y, (((nd - 1,), (nd - 2,)), (_batch_axes(nd), _batch_axes(nd))))
+
+
+def _matmul_transposed(x, y):
+    """x @ y^T over matching leading axes: (..., n, k) @ (..., m, k)^T."""
+    nd = get_aval(x).ndim
+    return dot_general(x, y, (((nd - 1,), (nd - 1,)), (_batch_axes(nd), _batch_axes(nd))))
+
+
+def _matrix_transpose(x):
+    nd = get_aval(x).ndim
+    return transpose(x, (*_batch_axes(nd), nd - 1, nd - 2))
+
+
+def _identity_like(a):
+    """The identity matrix broadcast to a's shape (..., n, n), in a's dtype."""
+    aval = get_aval(a)
+    rows = broadcasted_iota(np.int32, aval.shape, aval.ndim - 2)
+    cols = broadcasted_iota(np.int32, aval.shape, aval.ndim - 1)
+    return convert_element_type(eq(rows, cols), aval.dtype)
+
+
+def _inverse_transposed(a):
+    """a^-T (..., n, n), as one `solve` of a^T against the identity."""
+    return solve_p.bind(_matrix_transpose(a), _identity_like(a))
+
+
+def _trace_of_solve(a, a_dot):
+    """tr(a^-1 a_dot) per matrix: the derivative of log|det a| along a_dot."""
+    nd = get_aval(a).ndim
+    return reduce_sum(mul(solve_p.bind(a, a_dot), _identity_like(a)), (nd - 2, nd - 1))
+
+
+def _scale_matrices(scale, matrices):
+    """scale (...) times each matrix of (..., n, n)."""
+    aval = get_aval(matrices)
+    spread = broadcast_in_dim(scale, aval.shape, _batch_axes(aval.ndim))
+    return mul(spread, matrices)
+
+
+def _solve_jvp(primals, tangents):
+    a, b = primals
+    a_dot, b_dot = tangents
+    x = solve_p.bind(a, b)
+    rhs = None if is_zero(b_dot) else b_dot
+    if not is_zero(a_dot):
+        moved = _matmul(a_dot, x)
+        rhs = neg(moved) if rhs is None else sub(rhs, moved)
+    return x, Zero.like(x) if rhs is None else solve_p.bind(a, rhs)
+
+
+def _solve_vjp(ct, x, a, b):
+    ct_b = solve_p.bind(_matrix_transpose(a), ct)
+    return [neg(_matmul_transposed(ct_b, x)), ct_b]
+
+
+def _det_jvp(primals, tangents):
+    (a,), (a_dot,) = primals, tangents
+    d = det_p.bind(a)
+    if is_zero(a_dot):
+        return d, Zero.like(d)
+    return d, mul(d, _trace_of_solve(a, a_dot))
+
+
+def _det_vjp(ct, d, a):
+    return [_scale_matrices(mul(ct, d), _inverse_transposed(a))]
+
+
+def _slogdet_jvp(primals, tangents):
+    (a,), (a_dot,) = primals, tangents
+    sign, logabsdet = slogdet_p.bind(a)
+    if is_zero(a_dot):
+        return [sign, logabsdet], [Zero.like(sign), Zero.like(logabsdet)]
+    return [sign, logabsdet], [Zero.like(sign), _trace_of_solve(a, a_dot)]
+
+
+def _slogdet_vjp(cts, ans, a):
+    ct_logabsdet = cts[1]
+    if is_zero(ct_logabsdet):
+        return [None]
+    return [_scale_matrices(ct_logabsdet, _inverse_transposed(a))]
+
+
+# --------------------------------------------------------------------------------------------
+# Batching: the primitives take any leading axes, so the batch axis goes in front
+# --------------------------------------------------------------------------------------------
+
+
+def _solve_batch(vals, dims):
+    from fnbrrr.batching import batch_size, bdim_at_front
+
+    size = batch_size(vals, dims)
+    a, b = (bdim_at_front(v, d, size) for v, d in zip(vals, dims))
+    return solve_p.bind(a, b), 0
+
+
+def _det_batch(vals, dims):
+    from fnbrrr.batching import moveaxis
+
+    return det_p.bind(moveaxis(vals[0], dims[0], 0)), 0
+
+
+def _slogdet_batch(vals, dims):
+    from fnbrrr.batching import moveaxis
+
+    return slogdet_p.bind(moveaxis(vals[0], dims[0], 0)), [0, 0]
+
+
+solve_p.impl = _solve_impl
+solve_p.abstract_eval = _solve_abstract_eval
+solve_p.jvp = _solve_jvp
+solve_p.vjp = _solve_vjp
+solve_p.batch = _solve_batch
+
+det_p.impl = _det_impl
+det_p.abstract_eval = _det_abstract_eval
+det_p.jvp = _det_jvp
+det_p.vjp = _det_vjp
+det_p.batch = _det_batch
+
+slogdet_p.impl = _slogdet_impl
+slogdet_p.abstract_eval = _slogdet_abstract_eval
+slogdet_p.jvp = _slogdet_jvp
+slogdet_p.vjp = _slogdet_vjp
+slogdet_p.batch = _slogdet_batch
+
+
+# --------------------------------------------------------------------------------------------
+# The lax-level functions
+# --------------------------------------------------------------------------------------------
+
+
+def solve(a, b):
+    """x with a @ x = b, for a (..., n, n) and b (..., n, m) of one float dtype and the same
+    leading axes (no broadcasting; `fnbrrr.numpy.linalg.solve` broadcasts and promotes).
+
+    Args:
+      a: square matrices (..., n, n).
+      b: right-hand sides (..., n, m).
+
+    Returns:
+      x (..., n, m); inf/nan where a matrix is singular.
+
+    Example:
+        >>> solve(jnp.array([[2.0, 0.0], [0.0, 4.0]]), jnp.ones((2, 1)))[:, 0]
+        Array([0.5 , 0.25], dtype=float32)
+    """
+    return solve_p.bind(a, b)
+
+
+def det(a):
+    """The determinant of each matrix of a (..., n, n) (float dtype).
+
+    Example:
+        >>> det(jnp.array([[2.0, 1.0], [1.0, 3.0]]))
+        Array(5., dtype=float32)
+    """
+    return det_p.bind(a)
+
+
+def slogdet(a) -> tuple:
+    """(sign, log|det|) of each matrix of a (..., n, n) (float dtype); (0, -inf) if singular.
+
+    Example:
+        >>> slogdet(jnp.array([[0.0, 2.0], [3.0, 0.0]]))[0]
+        Array(-1., dtype=float32)
+    """
+    sign, logabsdet = slogdet_p.bind(a)
+    return sign, logabsdet
+
+
+# --------------------------------------------------------------------------------------------
+# jit: precompiled helpers, called through C function pointers
+# --------------------------------------------------------------------------------------------
+
+_HELPER_OPTIONS = dict(cache=True, error_model="numpy")
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _factorise(lu, n, rhs, m, skip_zero_pivots):
+    """LU of the n x n row-major `lu` in place (unit L below the diagonal, U on and above),
+    with partial pivoting; the row operations are applied to the n x m row-major `rhs` too.
+    A zero pivot is skipped when `skip_zero_pivots` (its column is zero below it, so there is
+    nothing to eliminate), else it divides by zero. Returns the number of row swaps."""
+    swaps = 0
+    for k in range(n):
+        p, best = k, abs(lu[k * n + k])
+        for i in range(k + 1, n):
+            if abs(lu[i * n + k]) > best:
+                p, best = i, abs(lu[i * n + k])
+        if p != k:
+            swaps += 1
+            for j in range(n):
+                lu[k * n + j], lu[p * n + j] = lu[p * n + j], lu[k * n + j]
+            for j in range(m):
+                rhs[k * m + j], rhs[p * m + j] = rhs[p * m + j], rhs[k * m + j]
+        pivot = lu[k * n + k]
+        if pivot == 0 and skip_zero_pivots:
+            continue
+        top, top_rhs = lu[k * n:(k + 1) * n], rhs[k * m:(k + 1) * m]
+        for i in range(k + 1, n):
+            row, row_rhs = lu[i * n:(i + 1) * n], rhs[i * m:(i + 1) * m]
+            factor = row[k] / pivot
+            row[k] = factor
+            for j in range(k + 1, n):
+                row[j] -= factor * top[j]
+            for j in range(m):
+                row_rhs[j] -= factor * top_rhs[j]
+    return swaps
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _back_substitute(lu, n, rhs, m):
+    """rhs = U^-1 rhs, for the upper triangle U of the n x n row-major `lu`."""
+    for k in range(n - 1, -1, -1):
+        pivot = lu[k * n + k]
+        row_k = rhs[k * m:(k + 1) * m]
+        for j in range(m):
+            row_k[j] /= pivot
+        for i in range(k):
+            factor = lu[i * n + k]
+            row_i = rhs[i * m:(i + 1) * m]
+            for j in range(m):
+                row_i[j] -= factor * row_k[j]
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _lu_solve_helper(a, b, out, lu, batch, n, m):
+    """out[k] = a[k]^-1 b[k] for each of `batch` flat matrices; `lu` is n*n scratch."""
+    for k in range(batch):
+        lu[:] = a[k * n * n:(k + 1) * n * n]
+        rhs = out[k * n * m:(k + 1) * n * m]
+        rhs[:] = b[k * n * m:(k + 1) * n * m]
+        _factorise(lu, n, rhs, m, False)
+        _back_substitute(lu, n, rhs, m)
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _lu_det_helper(a, first, second, lu, logarithmic, zero, batch, n):
+    """Per flat matrix of `a`: det into `first`, or (logarithmic) the sign into `first` and
+    log|det| into `second`. `lu` is n*n scratch; `zero` is 0 in the arrays' dtype."""
+    for k in range(batch):
+        lu[:] = a[k * n * n:(k + 1) * n * n]
+        swaps = _factorise(lu, n, lu[:0], 0, True)
+        sign = zero - 1 if swaps % 2 else zero + 1
+        if not logarithmic:
+            for i in range(n):
+                sign *= lu[i * n + i]
+            first[k] = sign
+            continue
+        total = zero
+        for i in range(n):
+            pivot = lu[i * n + i]
+            sign *= np.sign(pivot)
+            total += np.log(abs(pivot))
+        first[k] = sign
+        second[k] = total
+
+
+@c_helper("lu_solve", "iiiiiiiiTi")
+def _c_lu_solve(a, n_a, b, n_b, out, n_out, lu, n_lu, zero, geo):
+    """The C-ABI wrapper of `_lu_solve_helper`; geo = (batch, n, m)."""
+    g = array_at(geo, 3, geo)
+    _lu_solve_helper(array_at(a, n_a, zero), array_at(b, n_b, zero),
+                     array_at(out, n_out, zero), array_at(lu, n_lu, zero), g[0], g[1], g[2])
+
+
+@c_helper("lu_det", "iiiiiiiiiTi")
+def _c_lu_det(a, n_a, first, n_first, second, n_second, lu, n_lu, logarithmic, zero, geo):
+    """The C-ABI wrapper of `_lu_det_helper`; geo = (batch, n)."""
+    g = array_at(geo, 2, geo)
+    _lu_det_helper(array_at(a, n_a, zero), array_at(first, n_first, zero),
+                   array_at(second, n_second, zero), array_at(lu, n_lu, zero),
+                   logarithmic != 0, zero, g[0], g[1])
+
+
+def _scratch_matrix(ctx, aval: ShapedArray) -> str:
+    n = aval.shape[-1]
+    return ctx.emitter.temp(ShapedArray((max(n * n, 1),), aval.dtype))
+
+
+def _emit_solve(ctx, eqn, ins, outs):
+    a_aval, out_aval = eqn.inputs[0].aval, eqn.outvars[0].aval
+    if out_aval.size == 0:
+        return ["pass"]
+    n, m = out_aval.shape[-2:]
+    code = Code()
+    emit_helper_call(ctx, code, "lu_solve", out_aval.dtype,
+                     [Buffer(ins[0]), Buffer(ins[1]), Buffer(outs[0]),
+                      Buffer(_scratch_matrix(ctx, a_aval)), literal(0, out_aval.dtype)],
+                     (out_aval.size // (n * m), n, m))
+    return code.lines
+
+
+def _emit_det(logarithmic: bool):
+    def emit(ctx, eqn, ins, outs):
+        a_aval, out_aval = eqn.inputs[0].aval, eqn.outvars[0].aval
+        if out_aval.size == 0:
+            return ["pass"]
+        code = Code()
+        second = outs[1] if logarithmic else outs[0]
+        emit_helper_call(ctx, code, "lu_det", a_aval.dtype,
+                         [Buffer(ins[0]), Buffer(outs[0]), Buffer(second),
+                          Buffer(_scratch_matrix(ctx, a_aval)), int(logarithmic),
+                          literal(0, a_aval.dtype)],
+                         (out_aval.size, a_aval.shape[-1]))
+        return code.lines
+
+    return emit
+
+
+def _cost(ins, outs, params) -> Cost:
+    """2/3 n^3 for the factorisation plus 2 n^2 m for m right-hand sides, per matrix."""
+    n = ins[0].shape[-1]
+    m = outs[0].shape[-1] if len(ins) == 2 else 0
+    return Cost(math.prod(ins[0].shape[:-2]) * (2 * n**3 / 3 + 2 * n * n * m))
+
+
+solve_p.lower = Kernel(_emit_solve)
+det_p.lower = Kernel(_emit_det(False))
+slogdet_p.lower = Kernel(_emit_det(True))
+COST_RULES.update({"solve": _cost, "det": _cost, "slogdet": _cost})

@@ -345,6 +345,22 @@ def test_a_new_process_loads_the_compiled_program_from_the_disk_cache(tmp_path):
     assert "data saved" not in second.stdout + second.stderr
 
 
+def test_read_only_inputs_and_constants_use_the_one_compiled_signature():
+    # A captured constant is read-only, and so may be a user's input; before, each made Numba
+    # compile the whole program a second time at its first call.
+    table = np.arange(6, dtype=np.float32)
+    table.flags.writeable = False
+    f = fnbrrr.jit(lambda x: x * 2.0 + table)
+    frozen = np.linspace(0, 1, 6, dtype=np.float32)
+    frozen.flags.writeable = False
+    writable = frozen.copy()
+    for x in (writable, frozen, writable):
+        np.testing.assert_allclose(np.asarray(f(x)), x * 2.0 + table, rtol=1e-6)
+    program = f.lower(writable).compile().executable.function
+    assert len(program.signatures) == 1
+    assert all(t.mutable is False for t in program.signatures[0][:2])
+
+
 def test_generated_source_is_identical_across_processes(tmp_path):
     # The disk cache is keyed by the source's hash: any set-order dependence would recompile.
     script = (

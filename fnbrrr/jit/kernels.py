@@ -17,22 +17,30 @@ from numba.np.arrayobj import make_array, populate_array
 from fnbrrr._prims import bits
 from fnbrrr.jit.blas import CBLAS_NO_TRANS, CBLAS_TRANS, blas_available
 from fnbrrr.jit.lowering import Kernel, literal, np_type
+from fnbrrr.jit.mathlib import _force_inline as force_inline
 
 # --- scalar helpers used inside fused loops ----------------------------------------------------
 
 
-@numba.njit(inline="always", cache=True)
+# Compiled functions that programs call, not `inline="always"`: Numba would re-type the body at
+# every call site (randint's program had six); `force_inline` has LLVM inline them instead.
+_SCALAR_HELPER = dict(cache=True, error_model="numpy")
+
+
+@numba.njit(**_SCALAR_HELPER)
 def _int_div(x, y):
     """C-style integer division (truncates toward zero); 0 where y == 0, as lax.div."""
+    force_inline()
     if y == 0:
         return x - x
     q = abs(x) // abs(y)
     return q if (x < 0) == (y < 0) else -q
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(**_SCALAR_HELPER)
 def _int_rem(x, y):
     """C-style remainder (the sign of x); 0 where y == 0."""
+    force_inline()
     if y == 0:
         return x - x
     return x - _int_div(x, y) * y
@@ -457,7 +465,20 @@ def _emit_dynamic_update_slice(ctx, eqn, ins, outs):
     return lines + loop_lines + [INDENT * depth + copy]
 
 
-_threefry2x32 = numba.njit(inline="always", cache=True)(bits.threefry2x32_scalar)
+_threefry2x32_rounds = numba.njit(inline="always", cache=True)(bits.threefry2x32_scalar)
+
+
+@numba.njit(**_SCALAR_HELPER)
+def _threefry2x32(key0, key1, count0, count1):
+    """Threefry-2x32 of one counter pair, as a compiled function that programs call.
+
+    Numba compiles (and caches on disk) the rounds once per signature here, where
+    `inline="always"` in the program itself re-typed all 20 rounds at every call site (1.3 s
+    of compile per threefry in a program); `force_inline` still has LLVM inline it into the
+    caller's loop, so that loop vectorises.
+    """
+    force_inline()
+    return _threefry2x32_rounds(key0, key1, count0, count1)
 
 
 def _emit_threefry(ctx, eqn, ins, outs):

@@ -29,6 +29,7 @@ from fnbrrr.jit.codegen import Generated
 _FALLBACKS: dict[str, dict] = {}  # module -> fallback name -> (primitive, params, n_inputs)
 _MODULES: dict[str, object] = {}
 _LOCK = threading.Lock()
+_COMPILE_LOCK = threading.Lock()  # a module's signature check, compile and lock go together
 
 
 def cache_dir() -> str:
@@ -144,9 +145,16 @@ def defer_numba_blas_check() -> None:
 
 
 def _numba_type(spec):
+    """The Numba type the program is compiled for: inputs and constants as read-only arrays.
+
+    The program never writes them, and a read-only signature accepts writeable arrays as well
+    (a safe conversion), so an input that happens to be read-only (a captured constant, a view
+    of immutable memory) does not make Numba compile the whole program a second time.
+    """
     from numba import from_dtype, types
 
-    return types.Array(from_dtype(spec.dtype), len(spec.shape), "C")
+    readonly = spec.role in ("input", "const")
+    return types.Array(from_dtype(spec.dtype), len(spec.shape), "C", readonly=readonly)
 
 
 class Executable:
@@ -173,9 +181,12 @@ class Executable:
 
         sig = tuple(_numba_type(s) for s in self.generated.args) + tuple(
             types.intp for _ in self.blas)
-        with _collector_paused():
+        with _COMPILE_LOCK, _collector_paused():
             for function in getattr(self.module, "STEPS", [self.function]):
-                function.compile(sig)
+                if sig not in function.overloads:  # another executable of the same module
+                    function.compile(sig)
+                    # Calls now convert to this signature instead of compiling another one.
+                    function.disable_compile()
         self._compiled = True
 
     def __call__(self, inputs: list) -> list:

@@ -1,22 +1,24 @@
 """solve, det and slogdet of square matrices: primitives over an LU factorisation.
 
-Each primitive takes a stack of matrices (..., n, n) and factorises every one of them with
-partial pivoting (P a = L U). Their rules:
+Each primitive takes a stack of float32/float64 matrices (..., n, n) and factorises each one
+with partial pivoting (P a = L U). Their rules:
 
 * `impl`: NumPy's LAPACK (`np.linalg.solve/det/slogdet`); a singular `solve` (which NumPy
   refuses) is redone by `_lu_solve_numpy`, so it gives inf/nan as IEEE division does.
-* `jvp`: x = a^-1 b gives dx = a^-1 (db - da x); d det = det * tr(a^-1 da);
+* `jvp`: x = a^-1 b gives dx = a^-1 (db - da x); d det = det tr(a^-1 da);
   d log|det| = tr(a^-1 da). All written with `solve` itself, so they differentiate again.
-* `vjp`: b̄ = a^-T x̄, ā = -b̄ x^T; ā = det * d̄et * a^-T; ā = l̄ogabsdet * a^-T.
+* `vjp`: b_bar = a^-T x_bar, a_bar = -b_bar x^T; a_bar = det_bar det a^-T;
+  a_bar = logabsdet_bar a^-T (the sign is piecewise constant).
 * `batch`: the batch axis goes in front: the primitives take any leading axes.
-* `lower` (jit): one call of a precompiled helper (`_lu_solve_helper`, `_lu_det_helper`)
-  through a C function pointer, as the convolution kernels do (`jit/conv_kernels/calls.py`):
-  the traced program holds one equation whatever n is, and a program that calls the helper
-  compiles in a fraction of a second (the helper itself compiles once per dtype and machine,
-  then loads from Numba's cache).
+* `lower` (jit): one call of a precompiled Numba helper (`_lu_solve_helper`,
+  `_lu_det_helper`) through a C function pointer, as the convolution kernels do
+  (`jit/conv_kernels/calls.py`): the program holds one equation whatever n is, and compiles in
+  a fraction of a second; the helper compiles once per dtype and machine (about 10 s), then
+  loads from Numba's cache.
 
-Row-wise loops over contiguous rows (they vectorise), no blocking: fine up to a few hundred
-rows; larger matrices would want LAPACK's blocked getrf.
+The helpers are plain row-oriented loops (each row update vectorises), not blocked: at
+n = 128 they run level with NumPy's LAPACK on one core; far larger matrices would want
+LAPACK's blocked getrf.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import math
 import numba
 import numpy as np
 
-from fnbrrr._prims.common import check_dtype_kind, describe
+from fnbrrr._prims.common import describe
 from fnbrrr._prims.elementwise import convert_element_type, eq, mul, neg, sub
 from fnbrrr._prims.linalg import dot_general
 from fnbrrr._prims.reductions import reduce_sum
@@ -52,7 +54,9 @@ slogdet_p.doc = "(sign, log|det|) of a (..., n, n): LU with partial pivoting"
 
 
 def _check_square(op: str, a: ShapedArray) -> None:
-    check_dtype_kind(op, a, "f", "a float dtype (float32 or float64)")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op} needs float32 or float64 matrices, got {a.str_short()}; "
+                        "fnbrrr.numpy.linalg converts integers and float16 first")
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"{op}: needs square matrices (..., n, n), got {a.str_short()}")
 
@@ -106,7 +110,7 @@ def _solve_impl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(a, b).astype(b.dtype, copy=False)
     except np.linalg.LinAlgError:  # singular: IEEE results, as the compiled kernel gives
-        return _lu_solve_numpy(a.astype(b.dtype), b.astype(b.dtype, copy=True))
+        return _lu_solve_numpy(a, b)
 
 
 def _det_impl(a: np.ndarray) -> np.ndarray:
@@ -308,6 +312,19 @@ def slogdet(a) -> tuple:
 _HELPER_OPTIONS = dict(cache=True, error_model="numpy")
 
 
+# The loops below index row slices from 0: an index Numba cannot prove non-negative (`x[at + j]`,
+# or `j` in `range(k, n)`) is checked for wraparound, and then the loop does not vectorise
+# (13x slower at n = 128). Row updates stay inline for the same reason: as calls of a helper
+# function they took 5x longer.
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _swap_rows(x, row, other, width):
+    first, second = x[row:row + width], x[other:other + width]
+    for j in range(width):
+        first[j], second[j] = second[j], first[j]
+
+
 @numba.njit(**_HELPER_OPTIONS)
 def _factorise(lu, n, rhs, m, skip_zero_pivots):
     """LU of the n x n row-major `lu` in place (unit L below the diagonal, U on and above),
@@ -322,19 +339,18 @@ def _factorise(lu, n, rhs, m, skip_zero_pivots):
                 p, best = i, abs(lu[i * n + k])
         if p != k:
             swaps += 1
-            for j in range(n):
-                lu[k * n + j], lu[p * n + j] = lu[p * n + j], lu[k * n + j]
-            for j in range(m):
-                rhs[k * m + j], rhs[p * m + j] = rhs[p * m + j], rhs[k * m + j]
+            _swap_rows(lu, k * n, p * n, n)
+            _swap_rows(rhs, k * m, p * m, m)
         pivot = lu[k * n + k]
         if pivot == 0 and skip_zero_pivots:
             continue
-        top, top_rhs = lu[k * n:(k + 1) * n], rhs[k * m:(k + 1) * m]
+        width = n - k - 1
+        top, top_rhs = lu[k * n + k + 1:(k + 1) * n], rhs[k * m:(k + 1) * m]
         for i in range(k + 1, n):
-            row, row_rhs = lu[i * n:(i + 1) * n], rhs[i * m:(i + 1) * m]
-            factor = row[k] / pivot
-            row[k] = factor
-            for j in range(k + 1, n):
+            factor = lu[i * n + k] / pivot
+            lu[i * n + k] = factor
+            row, row_rhs = lu[i * n + k + 1:(i + 1) * n], rhs[i * m:(i + 1) * m]
+            for j in range(width):
                 row[j] -= factor * top[j]
             for j in range(m):
                 row_rhs[j] -= factor * top_rhs[j]

@@ -608,3 +608,15 @@ def test_reductions_over_leading_axes_are_started_by_the_driver_not_by_fill_loop
     assert int(fills[1].split(":")[1]) - int(fills[1].split(":")[0]) > 8 + 5 - 1
     for got, want in zip(fnbrrr.jit(f)(x, y), f(jnp.asarray(x), jnp.asarray(y))):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint8, np.bool_])
+@pytest.mark.parametrize("shape,axis", [((37,), 0), ((3, 40), 1), ((4, 33, 2), 1), ((5, 3), 0)])
+def test_compiled_argsort_is_stable_and_puts_nans_last(dtype, shape, axis):
+    # Lines longer than the 16-element insertion-sorted runs exercise the merges too.
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 4, size=shape).astype(dtype)  # many ties
+    if dtype == np.float32:
+        x[rng.random(shape) < 0.2] = np.nan
+    got = fnbrrr.jit(lambda a: jnp.argsort(a, axis=axis))(x)
+    np.testing.assert_array_equal(np.asarray(got), np.argsort(x, axis=axis, kind="stable"))

@@ -598,7 +598,7 @@ class _Emitter:
         for fn in mathlib.SCALAR_MATH.values():
             if fn.__name__ + "(" in expr:
                 self.math_used.add(fn.__name__)
-        for helper in ("_int_div", "_int_rem", "_threefry2x32", "_view"):
+        for helper in ("_int_div", "_int_rem", "_threefry2x32", "_view", "_argsort_lines"):
             if helper + "(" in expr:
                 self.helpers_used.add(helper)
 

@@ -491,19 +491,69 @@ def _emit_threefry(ctx, eqn, ins, outs):
     return lines
 
 
+@numba.njit(**_SCALAR_HELPER)
+def _sorts_before(a, b) -> bool:
+    """NumPy's sort order: NaN after every number (and equal to NaN)."""
+    force_inline()
+    return a < b or (b != b and a == a)
+
+
+_SORT_RUN = 16
+
+
+@numba.njit(**_SCALAR_HELPER)
+def _argsort_lines(values, order):
+    """`order[i, :, j]` = the permutation that stably sorts `values[i, :, j]`, NaNs last.
+
+    Both are C-contiguous 3-D views (before the axis, the axis, after it). A bottom-up merge
+    sort of indices over insertion-sorted runs of 16 (1000 lines of 1000 float32: 156 ms,
+    NumPy's stable argsort 124 ms), compiled once per dtype pair and cached beside the
+    package, where `np.argsort` in a program cost 5 s of compilation at each call site.
+    """
+    outer, n, inner = values.shape
+    keys = np.empty(n, values.dtype)
+    index, spare = np.empty(n, np.int64), np.empty(n, np.int64)
+    for i in range(outer):
+        for j in range(inner):
+            for k in range(n):
+                keys[k] = values[i, k, j]
+                index[k] = k
+            for lo in range(0, n, _SORT_RUN):  # insertion sort of short runs, then merges
+                for k in range(lo + 1, min(lo + _SORT_RUN, n)):
+                    moving, at = index[k], k
+                    while at > lo and _sorts_before(keys[moving], keys[index[at - 1]]):
+                        index[at] = index[at - 1]
+                        at -= 1
+                    index[at] = moving
+            width = _SORT_RUN
+            while width < n:
+                for lo in range(0, n, 2 * width):
+                    mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+                    left, right = lo, mid
+                    for k in range(lo, hi):
+                        # take from the right only when strictly smaller: ties keep their order
+                        if right < hi and (left >= mid or _sorts_before(keys[index[right]],
+                                                                         keys[index[left]])):
+                            spare[k] = index[right]
+                            right += 1
+                        else:
+                            spare[k] = index[left]
+                            left += 1
+                index, spare = spare, index
+                width *= 2
+            for k in range(n):
+                order[i, k, j] = index[k]
+    return 0
+
+
 def _emit_argsort(ctx, eqn, ins, outs):
-    """A stable sort of each line along the axis (NumPy's mergesort inside compiled code)."""
-    operand = eqn.inputs[0]
+    """A stable sort of each line along the axis, by the precompiled `_argsort_lines`."""
+    shape = eqn.inputs[0].aval.shape
     axis = eqn.params["axis"]
-    others = [s for d, s in enumerate(operand.aval.shape) if d != axis]
-    lines, index, depth = _loops(others, "s", ctx)
-    line = list(index)
-    line.insert(axis, ":")
-    view = ", ".join(line)
-    dtype = np_type(eqn.outvars[0].aval.dtype)
-    lines.append(INDENT * depth + f"{outs[0]}[{view}] = np.argsort({ins[0]}[{view}], "
-                 f"kind='mergesort').astype({dtype})")
-    return lines
+    lines3 = (_prod(shape[:axis]), shape[axis], _prod(shape[axis + 1:]))
+    if 0 in lines3:
+        return ["pass"]
+    return [f"_argsort_lines(_view({ins[0]}, 0, {lines3!r}), _view({outs[0]}, 0, {lines3!r}))"]
 
 
 KERNELS = {

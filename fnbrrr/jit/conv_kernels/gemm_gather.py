@@ -53,19 +53,22 @@ def _box(g, k0, k1, k2):
     return c0, c1, c2, lo_0, hi_0, lo_1, hi_1, lo_2, hi_2
 
 
-@numba.njit(**HELPER)
-def window_sums(table, out, dst_base, zero, g):
-    """dst[o, y] = sum_k table[(o, k), x(y, k)] over the k whose input position x exists;
-    `g` a `WindowSumsGeo`."""
-    dst = flat(out)
+@numba.njit(**INLINE)
+def _zero_windows(dst, dst_base, zero, g):
+    """dst[o, y] = zero for every output feature o and position y."""
     for o in range(g.n_o):
         for y0 in range(g.n_y0):
             for y1 in range(g.n_y1):
                 fill_run(dst, dst_base + o * g.d_o + y0 * g.d_y0 + y1 * g.d_y1, g.d_y2, 0,
                          g.n_y2, zero)
-    if g.ld0 != 1 or g.ld1 != 1 or g.ld2 != 1:
-        _window_sums_dilated(table, dst, dst_base, g)
-        return
+
+
+@numba.njit(**HELPER)
+def window_sums(table, out, dst_base, zero, g):
+    """dst[o, y] = sum_k table[(o, k), x(y, k)] over the k whose input position x exists;
+    `g` a `WindowSumsGeo`, with no input dilation (`window_sums_dilated` has it)."""
+    dst = flat(out)
+    _zero_windows(dst, dst_base, zero, g)
     for o in range(g.n_o):
         for k0 in range(g.n_k0):
             for k1 in range(g.n_k1):
@@ -117,13 +120,15 @@ def _dilated_range(offset, dilation, limit, n_in):
     return lo, max(min(hi, n_in), lo)
 
 
-@numba.njit(cache=True)
-def _window_sums_dilated(table, dst, dst_base, g):
+@numba.njit(**HELPER)
+def window_sums_dilated(table, out, dst_base, zero, g):
     """`window_sums` when the input is dilated (the input gradient of a strided convolution).
 
     Runs over input positions: with stride 1 (the usual case), input position x feeds output
     position x * dilation - offset, a strided run with no per-element test.
     """
+    dst = flat(out)
+    _zero_windows(dst, dst_base, zero, g)
     x0_n, x1_n, x2_n = ((g.L0 - 1) // g.ld0 + 1, (g.L1 - 1) // g.ld1 + 1,
                         (g.L2 - 1) // g.ld2 + 1)
     unit_strides = g.st0 == 1 and g.st1 == 1 and g.st2 == 1
@@ -163,15 +168,30 @@ def _window_sums_dilated(table, dst, dst_base, g):
                                     dst[u(d + y2 * g.d_y2)] += table[u(t + (p2 // g.ld2) * g.t_x2)]
 
 
-@c_helper("window_sums", "iiiiiiTi")
-def c_window_sums(features_last, table, n_table, out, n_out, dst_base, zero, geo):
-    """The C-ABI wrapper of `window_sums` (see `calls`)."""
-    t, o = array_at(table, n_table, zero), array_at(out, n_out, zero)
-    g = WindowSumsGeo(*to_fixed_tuple(array_at(geo, WINDOW_SUMS_SIZE, geo), WINDOW_SUMS_SIZE))
-    if features_last != 0:
-        window_sums_features_last(t, o, dst_base, zero, g)
-    else:
-        window_sums(t, o, dst_base, zero, g)
+# The window-sum loops, each a helper of its own (a program compiles only those it calls).
+_WINDOW_SUMS = ("window_sums", "window_sums_dilated", "window_sums_features_last")
+
+
+def _window_sums_wrapper(which: int):
+    """The C-ABI wrapper (see `calls`) of loop `_WINDOW_SUMS[which]` (Numba drops the branches
+    that `which`, a constant, rules out)."""
+
+    def c_window_sums(table, n_table, out, n_out, dst_base, zero, geo):
+        t, o = array_at(table, n_table, zero), array_at(out, n_out, zero)
+        g = WindowSumsGeo(*to_fixed_tuple(array_at(geo, WINDOW_SUMS_SIZE, geo),
+                                          WINDOW_SUMS_SIZE))
+        if which == 0:
+            window_sums(t, o, dst_base, zero, g)
+        elif which == 1:
+            window_sums_dilated(t, o, dst_base, zero, g)
+        else:
+            window_sums_features_last(t, o, dst_base, zero, g)
+
+    return c_window_sums
+
+
+for _which, _name in enumerate(_WINDOW_SUMS):
+    c_helper(_name, "iiiiiTi")(_window_sums_wrapper(_which))
 
 
 def gemm_gather_conv(ctx, code, geom: ConvGeometry, dtype, ins, out) -> None:
@@ -213,8 +233,9 @@ def _gather_features_first(ctx, code, geom: ConvGeometry, dtype, ins, out) -> No
         code(gemm_call(ctx, dtype, CBLAS_NO_TRANS, trans_b, og * window, x_total, n_in,
                         a_ptr, n_in, b_ptr, ldb, f"{table}.ctypes.data", x_total, "0"))
         out_base = affine((b, tb), (g_expr, og * to))
-        emit_helper_call(ctx, code, "window_sums", dtype,
-                         [0, Buffer(table), Buffer(out), out_base, literal(0, dtype)], geo)
+        name = "window_sums" if set(geom.lhs_dilation) == {1} else "window_sums_dilated"
+        emit_helper_call(ctx, code, name, dtype,
+                         [Buffer(table), Buffer(out), out_base, literal(0, dtype)], geo)
 
 
 def _gather_features_last(ctx, code, geom: ConvGeometry, dtype, ins, out) -> None:
@@ -239,6 +260,5 @@ def _gather_features_last(ctx, code, geom: ConvGeometry, dtype, ins, out) -> Non
         trans_a, lda = (CBLAS_TRANS, sf) if form == "FX" else (CBLAS_NO_TRANS, geom.features)
         code(gemm_call(ctx, dtype, trans_a, CBLAS_NO_TRANS, x_total, row, n_in, a_ptr, lda,
                         f"{kernel}.ctypes.data", row, f"{table}.ctypes.data", row, "0"))
-        emit_helper_call(ctx, code, "window_sums", dtype,
-                         [1, Buffer(table), Buffer(out), affine((b, tb)), literal(0, dtype)],
-                         geo)
+        emit_helper_call(ctx, code, "window_sums_features_last", dtype,
+                         [Buffer(table), Buffer(out), affine((b, tb)), literal(0, dtype)], geo)

@@ -225,28 +225,41 @@ def im2col_features_runs(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
                                 fill_run(dst, d, 1, 0, row, zero)
 
 
-# The copy loop a call runs, by (innermost index, dense): what `c_im2col` dispatches on.
-IM2COL_VARIANTS = {("y", False): 0, ("y", True): 1, ("k", False): 2, ("k", True): 3,
-                   ("i", False): 4, ("i", True): 4, ("runs", False): 5, ("runs", True): 5}
+# The copy loop a call runs, by (innermost index, dense): the `im2col_*` helper it calls.
+_COPY_LOOPS = ("im2col_positions_inner", "im2col_positions_inner_dense", "im2col_kernel_inner",
+               "im2col_kernel_inner_dense", "im2col_features_inner", "im2col_features_runs")
+IM2COL_VARIANTS = {("y", False): _COPY_LOOPS[0], ("y", True): _COPY_LOOPS[1],
+                   ("k", False): _COPY_LOOPS[2], ("k", True): _COPY_LOOPS[3],
+                   ("i", False): _COPY_LOOPS[4], ("i", True): _COPY_LOOPS[4],
+                   ("runs", False): _COPY_LOOPS[5], ("runs", True): _COPY_LOOPS[5]}
 
 
-@c_helper("im2col", "iiiiiiiiiiTi")
-def c_im2col(which, lhs, n_lhs, dst, n_dst, src_base, dst_base, kb0, kb1, kb2, zero, geo):
-    """The C-ABI wrapper of `im2col` (see `calls`)."""
-    src, cols = array_at(lhs, n_lhs, zero), array_at(dst, n_dst, zero)
-    g = Im2colGeo(*to_fixed_tuple(array_at(geo, IM2COL_SIZE, geo), IM2COL_SIZE))
-    if which == 0:
-        im2col_positions_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
-    elif which == 1:
-        im2col_positions_inner_dense(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
-    elif which == 2:
-        im2col_kernel_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
-    elif which == 3:
-        im2col_kernel_inner_dense(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
-    elif which == 4:
-        im2col_features_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
-    else:
-        im2col_features_runs(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+def _im2col_wrapper(which: int):
+    """The C-ABI wrapper (see `calls`) of copy loop `_COPY_LOOPS[which]`: a separate helper
+    per loop, so that a program compiles only the loops it calls (Numba drops the branches
+    that `which`, a constant, rules out)."""
+
+    def c_im2col(lhs, n_lhs, dst, n_dst, src_base, dst_base, kb0, kb1, kb2, zero, geo):
+        src, cols = array_at(lhs, n_lhs, zero), array_at(dst, n_dst, zero)
+        g = Im2colGeo(*to_fixed_tuple(array_at(geo, IM2COL_SIZE, geo), IM2COL_SIZE))
+        if which == 0:
+            im2col_positions_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+        elif which == 1:
+            im2col_positions_inner_dense(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+        elif which == 2:
+            im2col_kernel_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+        elif which == 3:
+            im2col_kernel_inner_dense(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+        elif which == 4:
+            im2col_features_inner(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+        else:
+            im2col_features_runs(src, cols, src_base, dst_base, zero, g, kb0, kb1, kb2)
+
+    return c_im2col
+
+
+for _which, _name in enumerate(_COPY_LOOPS):
+    c_helper(_name, "iiiiiiiiiTi")(_im2col_wrapper(_which))
 
 
 # ================================================================================================
@@ -444,9 +457,8 @@ def _call_im2col(ctx, code, geom: ConvGeometry, plan: _Im2colPlan, coef: dict, l
             and geom.rhs_dilation[-1] * ss[-1] == geom.in_features
             and geom.lhs_dilation[-1] == 1):
         variant = "runs"
-    which = IM2COL_VARIANTS[variant, _dense(geom)]
-    emit_helper_call(ctx, code, "im2col", dtype,
-                     [which, Buffer(lhs), Buffer(cols), src_base, 0,
+    emit_helper_call(ctx, code, IM2COL_VARIANTS[variant, _dense(geom)], dtype,
+                     [Buffer(lhs), Buffer(cols), src_base, 0,
                       *(fixed.get(j, 0) for j in range(SPATIAL)), literal(0, dtype)], geo)
 
 

@@ -50,6 +50,8 @@ TILE_SIZE = len(TileGeo._fields)
 PASS_SUM, PASS_MAX, PASS_PICK, PASS_ZERO = 0, 1, 2, 3
 # What `_tile_nest` computes per tile.
 TILE_SUM, TILE_MAX, TILE_GATHER, TILE_SCATTER = 0, 1, 2, 3
+# Tile sizes: read from the geometry, or constant for 2x2 pools of NCHW / channels-last operands.
+SHAPE_ANY, SHAPE_2X2, SHAPE_2X2_LAST = 0, 1, 2
 
 
 @numba.njit(**INLINE)
@@ -85,11 +87,23 @@ def _tile_pass(mode, src, dst, first, acc, at, zero, g, w0, w1, w2, w3, b3):
     return acc, at
 
 
-@numba.njit(**INLINE)
-def _tile_nest(mode, src, dst, values, init, g, w0, w1, w2, w3, a3, b3):
+@numba.njit(**HELPER)
+def _tile_nest(mode, shape, src, dst, values, init, g):
     """Every tile: TILE_SUM / TILE_MAX fold it into dst; TILE_GATHER / TILE_SCATTER find its
     first maximum `at` (its max, then the first cell holding it), then dst[w] = values[at] /
-    dst = values[w] at `at` and zero elsewhere in the tile (the tiles cover dst)."""
+    dst = values[w] at `at` and zero elsewhere in the tile (the tiles cover dst).
+
+    `mode` and `shape` are compile-time constants (one specialisation each): SHAPE_2X2 and
+    SHAPE_2X2_LAST fix the tile sizes, so that LLVM unrolls each tile and vectorises along
+    the row."""
+    numba.literally(mode)
+    numba.literally(shape)
+    if shape == SHAPE_2X2:
+        w0, w1, w2, w3, a3, b3 = 1, 1, 2, 2, 2, 1
+    elif shape == SHAPE_2X2_LAST:
+        w0, w1, w2, w3, a3, b3 = 1, 2, 2, 1, 1, 0
+    else:
+        w0, w1, w2, w3, a3, b3 = g.w0, g.w1, g.w2, g.w3, g.a3, g.b3
     for o0 in range(g.n0):
         for o1 in range(g.n1):
             for o2 in range(g.n2):
@@ -115,54 +129,37 @@ def _tile_nest(mode, src, dst, values, init, g, w0, w1, w2, w3, a3, b3):
                     dst[u(at)] = values[u(w)]
 
 
-@numba.njit(**INLINE)
-def _tiles(mode, src, dst, values, init, g):
-    """`_tile_nest` with constant tile sizes and steps for 2x2 pooling of NCHW and of
-    channels-last operands: LLVM then unrolls each tile and vectorises along the row.
-    (The choice is made once per call; made per row, it costs more than it saves.)"""
+def _tile_wrapper(mode: int, shape: int):
+    """The C-ABI wrapper (see `calls`) of one `_tile_nest` specialisation: a program compiles
+    only the ones it calls."""
+
+    def c_tiles(src, n_src, values, n_values, dst, n_dst, init, geo):
+        g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
+        _tile_nest(mode, shape, array_at(src, n_src, init), array_at(dst, n_dst, init),
+                   array_at(values, n_values, init), init, g)
+
+    return c_tiles
+
+
+def tile_helper(mode: int, shape: int) -> str:
+    """The name of the helper that runs `_tile_nest` for `mode` and `shape`, e.g.
+    "tile_select_scatter_2x2"."""
+    kind = ("tile_reduce_sum", "tile_reduce_max", "tile_select_gather", "tile_select_scatter")
+    return kind[mode] + ("", "_2x2", "_2x2_last")[shape]
+
+
+for _mode in (TILE_SUM, TILE_MAX, TILE_GATHER, TILE_SCATTER):
+    for _shape in (SHAPE_ANY, SHAPE_2X2, SHAPE_2X2_LAST):
+        c_helper(tile_helper(_mode, _shape), "iiiiiiTi")(_tile_wrapper(_mode, _shape))
+
+
+def tile_shape(g: TileGeo) -> int:
+    """The `_tile_nest` shape constant that serves tiles `g`."""
     if (g.w0, g.w1, g.w2, g.w3, g.a3, g.b3) == (1, 1, 2, 2, 2, 1):
-        _tile_nest(mode, src, dst, values, init, g, 1, 1, 2, 2, 2, 1)
-    elif (g.w0, g.w1, g.w2, g.w3, g.a3) == (1, 2, 2, 1, 1):
-        _tile_nest(mode, src, dst, values, init, g, 1, 2, 2, 1, 1, 0)
-    else:
-        _tile_nest(mode, src, dst, values, init, g, g.w0, g.w1, g.w2, g.w3, g.a3, g.b3)
-
-
-@numba.njit(**HELPER)
-def tile_reduce(operand, result, is_max, init, g):
-    """result = the sum or max of each tile of `operand`; `g` a `TileGeo`."""
-    src, dst = flat(operand), flat(result)
-    if is_max:  # (dst stands in for the values that folds do not read)
-        _tiles(TILE_MAX, src, dst, dst, init, g)
-    else:
-        _tiles(TILE_SUM, src, dst, dst, init, g)
-
-
-@numba.njit(**HELPER)
-def tile_select(values_array, operand, out_array, gather, zero, g):
-    """Per tile, the first maximum of `operand` (a NaN wins); then out[w] = values[at]
-    (`gather`: select_and_gather_add) or out = values[w] at `at` and zero elsewhere in the
-    tile (scatter: select_and_scatter_add)."""
-    src, values, out = flat(operand), flat(values_array), flat(out_array)
-    if gather:
-        _tiles(TILE_GATHER, src, out, values, zero, g)
-    else:
-        _tiles(TILE_SCATTER, src, out, values, zero, g)
-
-
-@c_helper("tile_reduce", "iiiiiTi")
-def c_tile_reduce(src, n_src, dst, n_dst, is_max, init, geo):
-    """The C-ABI wrapper of `tile_reduce` (see `calls`)."""
-    g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
-    tile_reduce(array_at(src, n_src, init), array_at(dst, n_dst, init), is_max != 0, init, g)
-
-
-@c_helper("tile_select", "iiiiiiiTi")
-def c_tile_select(values, n_values, operand, n_operand, out, n_out, gather, zero, geo):
-    """The C-ABI wrapper of `tile_select` (see `calls`)."""
-    g = TileGeo(*to_fixed_tuple(array_at(geo, TILE_SIZE, geo), TILE_SIZE))
-    tile_select(array_at(values, n_values, zero), array_at(operand, n_operand, zero),
-                array_at(out, n_out, zero), gather != 0, zero, g)
+        return SHAPE_2X2
+    if (g.w0, g.w1, g.w2, g.w3, g.a3) == (1, 2, 2, 1, 1):
+        return SHAPE_2X2_LAST
+    return SHAPE_ANY
 
 
 def tile_geometry(shape, params: dict) -> TileGeo | None:
@@ -372,8 +369,9 @@ def _emit_reduce_window(kind: str):
         tiles = tile_geometry(operand_aval.shape, eqn.params)
         geo = window_geometry(eqn.params, operand_aval.shape, out_aval.shape)
         if tiles is not None:
-            emit_helper_call(ctx, code, "tile_reduce", out_aval.dtype,
-                             [Buffer(ins[0]), Buffer(outs[0]), int(kind == "max"), init], tiles)
+            name = tile_helper(TILE_MAX if kind == "max" else TILE_SUM, tile_shape(tiles))
+            emit_helper_call(ctx, code, name, out_aval.dtype,  # (folds read no values)
+                             [Buffer(ins[0]), Buffer(outs[0]), Buffer(outs[0]), init], tiles)
         elif geo is not None:
             emit_helper_call(ctx, code, "window_fold", out_aval.dtype,
                              [Buffer(ins[0]), Buffer(outs[0]), 0, 0,
@@ -403,9 +401,9 @@ def _emit_select(gather: bool):
         code = Code()
         tiles = tile_geometry(operand_aval.shape, eqn.params)
         if tiles is not None and operand_aval.dtype == out_aval.dtype:
-            emit_helper_call(ctx, code, "tile_select", out_aval.dtype,
-                             [Buffer(ins[0]), Buffer(ins[1]), Buffer(outs[0]), int(gather),
-                              zero], tiles)
+            name = tile_helper(TILE_GATHER if gather else TILE_SCATTER, tile_shape(tiles))
+            emit_helper_call(ctx, code, name, out_aval.dtype,
+                             [Buffer(ins[1]), Buffer(ins[0]), Buffer(outs[0]), zero], tiles)
             return code.lines
         where = ctx.emitter.temp(ShapedArray((math.prod(windows_shape),), np.dtype(np.int64)))
         geo = window_geometry(eqn.params, operand_aval.shape, windows_shape)

@@ -10,10 +10,10 @@ with partial pivoting (P a = L U). Their rules:
 * `vjp`: b_bar = a^-T x_bar, a_bar = -b_bar x^T; a_bar = det_bar det a^-T;
   a_bar = logabsdet_bar a^-T (the sign is piecewise constant).
 * `batch`: the batch axis goes in front: the primitives take any leading axes.
-* `lower` (jit): one call of a precompiled Numba helper (`_lu_solve_helper`,
-  `_lu_det_helper`) through a C function pointer, as the convolution kernels do
+* `lower` (jit): one call of a precompiled Numba helper (`_lu_helper`, one for all three)
+  through a C function pointer, as the convolution kernels do
   (`jit/conv_kernels/calls.py`): the program holds one equation whatever n is, and compiles in
-  a fraction of a second; the helper compiles once per dtype and machine (about 10 s), then
+  a fraction of a second; the helper compiles once per dtype and machine (about 5 s CPU), then
   loads from Numba's cache.
 
 The helpers are plain row-oriented loops (each row update vectorises), not blocked: at
@@ -373,85 +373,83 @@ def _back_substitute(lu, n, rhs, m):
 
 
 @numba.njit(**_HELPER_OPTIONS)
-def _lu_solve_helper(a, b, out, lu, batch, n, m):
-    """out[k] = a[k]^-1 b[k] for each of `batch` flat matrices; `lu` is n*n scratch."""
-    for k in range(batch):
-        lu[:] = a[k * n * n:(k + 1) * n * n]
-        rhs = out[k * n * m:(k + 1) * n * m]
-        rhs[:] = b[k * n * m:(k + 1) * n * m]
-        _factorise(lu, n, rhs, m, False)
-        _back_substitute(lu, n, rhs, m)
+def _copy(source, start, target, size):
+    """target[:size] = source[start:start + size], as a loop: Numba compiles a slice
+    assignment as a broadcasting function of its own (~0.4 s of compile each)."""
+    part = source[start:start + size]
+    for j in range(size):
+        target[j] = part[j]
+
+
+_SOLVE, _DET, _SLOGDET = 0, 1, 2  # what `_lu_helper` computes
 
 
 @numba.njit(**_HELPER_OPTIONS)
-def _lu_det_helper(a, first, second, lu, logarithmic, zero, batch, n):
-    """Per flat matrix of `a`: det into `first`, or (logarithmic) the sign into `first` and
-    log|det| into `second`. `lu` is n*n scratch; `zero` is 0 in the arrays' dtype."""
+def _determinant(lu, n, swaps, zero):
+    """det from the factors: the product of U's diagonal, negated after an odd number of row
+    swaps."""
+    det = zero - 1 if swaps % 2 else zero + 1
+    for i in range(n):
+        det *= lu[i * n + i]
+    return det
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _log_determinant(lu, n, swaps, zero):
+    """(sign, log|det|) from the factors; (0, -inf) when a pivot is 0."""
+    sign, total = (zero - 1 if swaps % 2 else zero + 1), zero
+    for i in range(n):
+        pivot = lu[i * n + i]
+        sign *= np.sign(pivot)
+        total += np.log(abs(pivot))
+    return sign, total
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _lu_helper(a, b, first, second, lu, mode, zero, batch, n, m):
+    """For each of the `batch` flat n x n matrices of `a`: `_SOLVE` writes a^-1 b (b: n x m
+    each) into `first`; `_DET` the determinant into `first`; `_SLOGDET` the sign into `first`
+    and log|det| into `second`. `lu` is n*n scratch; `zero` is 0 in the arrays' dtype. One
+    helper for all three, so it compiles once per dtype (about 3 s)."""
     for k in range(batch):
-        lu[:] = a[k * n * n:(k + 1) * n * n]
-        swaps = _factorise(lu, n, lu[:0], 0, True)
-        sign = zero - 1 if swaps % 2 else zero + 1
-        if not logarithmic:
-            for i in range(n):
-                sign *= lu[i * n + i]
-            first[k] = sign
+        _copy(a, k * n * n, lu, n * n)
+        if mode == _SOLVE:
+            rhs = first[k * n * m:(k + 1) * n * m]
+            _copy(b, k * n * m, rhs, n * m)
+            _factorise(lu, n, rhs, m, False)
+            _back_substitute(lu, n, rhs, m)
             continue
-        total = zero
-        for i in range(n):
-            pivot = lu[i * n + i]
-            sign *= np.sign(pivot)
-            total += np.log(abs(pivot))
-        first[k] = sign
-        second[k] = total
+        swaps = _factorise(lu, n, lu[:0], 0, True)
+        if mode == _DET:
+            first[k] = _determinant(lu, n, swaps, zero)
+        else:
+            first[k], second[k] = _log_determinant(lu, n, swaps, zero)
 
 
-@c_helper("lu_solve", "iiiiiiiiTi")
-def _c_lu_solve(a, n_a, b, n_b, out, n_out, lu, n_lu, zero, geo):
-    """The C-ABI wrapper of `_lu_solve_helper`; geo = (batch, n, m)."""
+@c_helper("lu", "iiiiiiiiiiiTi")
+def _c_lu(a, n_a, b, n_b, first, n_first, second, n_second, lu, n_lu, mode, zero, geo):
+    """The C-ABI wrapper of `_lu_helper`; geo = (batch, n, m)."""
     g = array_at(geo, 3, geo)
-    _lu_solve_helper(array_at(a, n_a, zero), array_at(b, n_b, zero),
-                     array_at(out, n_out, zero), array_at(lu, n_lu, zero), g[0], g[1], g[2])
+    _lu_helper(array_at(a, n_a, zero), array_at(b, n_b, zero), array_at(first, n_first, zero),
+               array_at(second, n_second, zero), array_at(lu, n_lu, zero), mode, zero,
+               g[0], g[1], g[2])
 
 
-@c_helper("lu_det", "iiiiiiiiiTi")
-def _c_lu_det(a, n_a, first, n_first, second, n_second, lu, n_lu, logarithmic, zero, geo):
-    """The C-ABI wrapper of `_lu_det_helper`; geo = (batch, n)."""
-    g = array_at(geo, 2, geo)
-    _lu_det_helper(array_at(a, n_a, zero), array_at(first, n_first, zero),
-                   array_at(second, n_second, zero), array_at(lu, n_lu, zero),
-                   logarithmic != 0, zero, g[0], g[1])
-
-
-def _scratch_matrix(ctx, aval: ShapedArray) -> str:
-    n = aval.shape[-1]
-    return ctx.emitter.temp(ShapedArray((max(n * n, 1),), aval.dtype))
-
-
-def _emit_solve(ctx, eqn, ins, outs):
-    a_aval, out_aval = eqn.inputs[0].aval, eqn.outvars[0].aval
-    if out_aval.size == 0:
-        return ["pass"]
-    n, m = out_aval.shape[-2:]
-    code = Code()
-    emit_helper_call(ctx, code, "lu_solve", out_aval.dtype,
-                     [Buffer(ins[0]), Buffer(ins[1]), Buffer(outs[0]),
-                      Buffer(_scratch_matrix(ctx, a_aval)), literal(0, out_aval.dtype)],
-                     (out_aval.size // (n * m), n, m))
-    return code.lines
-
-
-def _emit_det(logarithmic: bool):
+def _emit_lu(mode: int):
     def emit(ctx, eqn, ins, outs):
         a_aval, out_aval = eqn.inputs[0].aval, eqn.outvars[0].aval
         if out_aval.size == 0:
             return ["pass"]
+        n = a_aval.shape[-1]
+        m = out_aval.shape[-1] if mode == _SOLVE else 0
+        batch = math.prod(a_aval.shape[:-2])
+        scratch = ctx.emitter.temp(ShapedArray((max(n * n, 1),), a_aval.dtype))
+        b = ins[1] if mode == _SOLVE else ins[0]
+        second = outs[1] if mode == _SLOGDET else outs[0]
         code = Code()
-        second = outs[1] if logarithmic else outs[0]
-        emit_helper_call(ctx, code, "lu_det", a_aval.dtype,
-                         [Buffer(ins[0]), Buffer(outs[0]), Buffer(second),
-                          Buffer(_scratch_matrix(ctx, a_aval)), int(logarithmic),
-                          literal(0, a_aval.dtype)],
-                         (out_aval.size, a_aval.shape[-1]))
+        emit_helper_call(ctx, code, "lu", a_aval.dtype,
+                         [Buffer(ins[0]), Buffer(b), Buffer(outs[0]), Buffer(second),
+                          Buffer(scratch), mode, literal(0, a_aval.dtype)], (batch, n, m))
         return code.lines
 
     return emit
@@ -464,7 +462,7 @@ def _cost(ins, outs, params) -> Cost:
     return Cost(math.prod(ins[0].shape[:-2]) * (2 * n**3 / 3 + 2 * n * n * m))
 
 
-solve_p.lower = Kernel(_emit_solve)
-det_p.lower = Kernel(_emit_det(False))
-slogdet_p.lower = Kernel(_emit_det(True))
+solve_p.lower = Kernel(_emit_lu(_SOLVE))
+det_p.lower = Kernel(_emit_lu(_DET))
+slogdet_p.lower = Kernel(_emit_lu(_SLOGDET))
 COST_RULES.update({"solve": _cost, "det": _cost, "slogdet": _cost})

@@ -170,6 +170,38 @@ def test_batched_derivatives_and_closed_forms():
     _close(fnbrrr.grad(lambda m: jnp.linalg.slogdet(m).logabsdet.sum())(a), inv_t, rtol=1e-10)
 
 
+def _cofactors_by_minors(a):
+    n = a.shape[-1]
+    out = np.empty(a.shape)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(a.astype(np.float64), i, 0), j, 1)
+            out[i, j] = (-1) ** (i + j) * np.linalg.det(minor)
+    return out
+
+
+SINGULAR = {
+    "rank1_2x2": [[1.0, 2.0], [2.0, 4.0]],
+    "zero": [[0.0, 0.0], [0.0, 0.0]],
+    "rank2_last_pivot": [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 1.0]],
+    "rank2_zero_column": [[0.0, 1.0, 2.0], [0.0, 3.0, 4.0], [0.0, 5.0, 7.0]],
+    "rank2_3x3": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]],
+    "rank1_3x3": [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [3.0, 6.0, 9.0]],
+}
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", sorted(SINGULAR))
+def test_gradient_of_det_at_singular_matrices_is_the_cofactor_matrix(name, compiled):
+    a = np.array(SINGULAR[name], np.float32)
+    wrap = fnbrrr.jit if compiled else (lambda f: f)
+    got = wrap(fnbrrr.grad(jnp.linalg.det))(a)
+    _close(got, _cofactors_by_minors(a), rtol=1e-5, atol=1e-5)
+    batched = wrap(fnbrrr.vmap(fnbrrr.grad(jnp.linalg.det)))(np.stack([a, a + np.eye(len(a))]))
+    _close(batched[0], _cofactors_by_minors(a), rtol=1e-5, atol=1e-5)
+    _close(batched[1], _cofactors_by_minors(a + np.eye(len(a))), rtol=1e-4, atol=1e-4)
+
+
 def test_float32_gradient_of_det_under_jit():
     rng = np.random.default_rng(5)
     a = _well_conditioned(rng, (3, 3))
@@ -212,7 +244,8 @@ def test_vmap_equals_a_per_example_loop(compiled):
                                          rng.standard_normal((2, 3, 4))]),
     (linalg_decomp.det_p, lambda rng: [rng.standard_normal((3, 3)) + 3 * np.eye(3)]),
     (linalg_decomp.slogdet_p, lambda rng: [rng.standard_normal((2, 3, 3)) - 3 * np.eye(3)]),
-], ids=["solve", "det", "slogdet"])
+    (linalg_decomp.cofactors_p, lambda rng: [rng.standard_normal((2, 3, 3)) + 3 * np.eye(3)]),
+], ids=["solve", "det", "slogdet", "cofactors"])
 def test_vjp_is_the_transpose_of_jvp(prim, make_args):
     rng = np.random.default_rng(8)
     args = make_args(rng)

@@ -1,16 +1,19 @@
 """solve, det and slogdet of square matrices: primitives over an LU factorisation.
 
 Each primitive takes a stack of float32/float64 matrices (..., n, n) and factorises each one
-with partial pivoting (P a = L U). Their rules:
+with partial pivoting (P a = L U); `cofactors` (C = adj(a)^T, the gradient of det) serves
+det's derivatives. Their rules:
 
-* `impl`: NumPy's LAPACK (`np.linalg.solve/det/slogdet`); a singular `solve` (which NumPy
-  refuses) is redone by `_lu_solve_numpy`, so it gives inf/nan as IEEE division does.
-* `jvp`: x = a^-1 b gives dx = a^-1 (db - da x); d det = det tr(a^-1 da);
-  d log|det| = tr(a^-1 da). All written with `solve` itself, so they differentiate again.
-* `vjp`: b_bar = a^-T x_bar, a_bar = -b_bar x^T; a_bar = det_bar det a^-T;
-  a_bar = logabsdet_bar a^-T (the sign is piecewise constant).
+* `impl`: NumPy's LAPACK (`np.linalg.solve/det/slogdet/inv`); where NumPy refuses a singular
+  matrix, `solve` is redone by `_lu_solve_numpy` (inf/nan, as IEEE division gives) and
+  `cofactors` by the compiled helper (exact at rank n - 1).
+* `jvp`: x = a^-1 b gives dx = a^-1 (db - da x); d det = <C, da>; d log|det| = tr(a^-1 da);
+  dC = tr(a^-1 da) C - a^-T da^T C. All written with these primitives, so they differentiate
+  again.
+* `vjp`: b_bar = a^-T x_bar, a_bar = -b_bar x^T; a_bar = det_bar C; a_bar = logabsdet_bar a^-T
+  (the sign is piecewise constant); and the transpose of dC.
 * `batch`: the batch axis goes in front: the primitives take any leading axes.
-* `lower` (jit): one call of a precompiled Numba helper (`_lu_helper`, one for all three)
+* `lower` (jit): one call of a precompiled Numba helper (`_lu_helper`, one for all four)
   through a C function pointer, as the convolution kernels do
   (`jit/conv_kernels/calls.py`): the program holds one equation whatever n is, and compiles in
   a fraction of a second; the helper compiles once per dtype and machine (about 5 s CPU), then
@@ -46,6 +49,8 @@ det_p = Primitive("det")
 det_p.doc = "the determinant of a (..., n, n): LU with partial pivoting"
 slogdet_p = Primitive("slogdet", multiple_results=True)
 slogdet_p.doc = "(sign, log|det|) of a (..., n, n): LU with partial pivoting"
+cofactors_p = Primitive("cofactors")
+cofactors_p.doc = "the cofactor matrix of a (..., n, n), adj(a)^T: the gradient of det"
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,6 +84,11 @@ def _det_abstract_eval(a: ShapedArray) -> ShapedArray:
 def _slogdet_abstract_eval(a: ShapedArray) -> list[ShapedArray]:
     _check_square("slogdet", a)
     return [ShapedArray(a.shape[:-2], a.dtype, a.weak_type)] * 2
+
+
+def _cofactors_abstract_eval(a: ShapedArray) -> ShapedArray:
+    _check_square("cofactors", a)
+    return a
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,6 +130,27 @@ def _det_impl(a: np.ndarray) -> np.ndarray:
 def _slogdet_impl(a: np.ndarray) -> list[np.ndarray]:
     sign, logabsdet = np.linalg.slogdet(a)
     return [np.asarray(sign, a.dtype), np.asarray(logabsdet, a.dtype)]
+
+
+def _cofactors_impl(a: np.ndarray) -> np.ndarray:
+    if a.shape[-1] == 0:
+        return np.zeros(a.shape, a.dtype)
+    try:
+        inverse = np.linalg.inv(a)
+        return (np.linalg.det(a)[..., None, None] * np.swapaxes(inverse, -1, -2)).astype(a.dtype)
+    except np.linalg.LinAlgError:  # a singular matrix: the compiled helper's exact path
+        return _run_helper_eagerly(a, _COFACTORS)
+
+
+def _run_helper_eagerly(a: np.ndarray, mode: int) -> np.ndarray:
+    """`_lu_helper` called from Python on NumPy arrays (compiled on first use)."""
+    n = a.shape[-1]
+    flat = np.ascontiguousarray(a).reshape(-1)
+    out = np.empty(a.shape, a.dtype)
+    scratch = np.empty(_scratch_size(n), a.dtype)
+    _lu_helper(flat, flat, out.reshape(-1), out.reshape(-1), scratch, mode, a.dtype.type(0),
+               flat.size // (n * n), n, n)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,16 +221,38 @@ def _solve_vjp(ct, x, a, b):
     return [neg(_matmul_transposed(ct_b, x)), ct_b]
 
 
+def _sum_matrices(x):
+    nd = get_aval(x).ndim
+    return reduce_sum(x, (nd - 2, nd - 1))
+
+
 def _det_jvp(primals, tangents):
     (a,), (a_dot,) = primals, tangents
     d = det_p.bind(a)
     if is_zero(a_dot):
         return d, Zero.like(d)
-    return d, mul(d, _trace_of_solve(a, a_dot))
+    return d, _sum_matrices(mul(cofactors_p.bind(a), a_dot))
 
 
 def _det_vjp(ct, d, a):
-    return [_scale_matrices(mul(ct, d), _inverse_transposed(a))]
+    return [_scale_matrices(ct, cofactors_p.bind(a))]
+
+
+def _cofactors_jvp(primals, tangents):
+    """C = det(a) a^-T, so dC = tr(a^-1 da) C - a^-T da^T C (where a is invertible)."""
+    (a,), (a_dot,) = primals, tangents
+    c = cofactors_p.bind(a)
+    if is_zero(a_dot):
+        return c, Zero.like(c)
+    scaled = _scale_matrices(_trace_of_solve(a, a_dot), c)
+    return c, sub(scaled, solve_p.bind(_matrix_transpose(a), _matmul(_matrix_transpose(a_dot),
+                                                                      c)))
+
+
+def _cofactors_vjp(ct, c, a):
+    """The transpose of `_cofactors_jvp`: <ct, C> a^-T - (a^-1 ct C^T)^T."""
+    first = _scale_matrices(_sum_matrices(mul(ct, c)), _inverse_transposed(a))
+    return [sub(first, _matrix_transpose(solve_p.bind(a, _matmul_transposed(ct, c))))]
 
 
 def _slogdet_jvp(primals, tangents):
@@ -242,6 +295,12 @@ def _slogdet_batch(vals, dims):
     return slogdet_p.bind(moveaxis(vals[0], dims[0], 0)), [0, 0]
 
 
+def _cofactors_batch(vals, dims):
+    from fnbrrr.batching import moveaxis
+
+    return cofactors_p.bind(moveaxis(vals[0], dims[0], 0)), 0
+
+
 solve_p.impl = _solve_impl
 solve_p.abstract_eval = _solve_abstract_eval
 solve_p.jvp = _solve_jvp
@@ -259,6 +318,12 @@ slogdet_p.abstract_eval = _slogdet_abstract_eval
 slogdet_p.jvp = _slogdet_jvp
 slogdet_p.vjp = _slogdet_vjp
 slogdet_p.batch = _slogdet_batch
+
+cofactors_p.impl = _cofactors_impl
+cofactors_p.abstract_eval = _cofactors_abstract_eval
+cofactors_p.jvp = _cofactors_jvp
+cofactors_p.vjp = _cofactors_vjp
+cofactors_p.batch = _cofactors_batch
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +446,12 @@ def _copy(source, start, target, size):
         target[j] = part[j]
 
 
-_SOLVE, _DET, _SLOGDET = 0, 1, 2  # what `_lu_helper` computes
+_SOLVE, _DET, _SLOGDET, _COFACTORS = 0, 1, 2, 3  # what `_lu_helper` computes
+
+
+def _scratch_size(n: int) -> int:
+    """`_lu_helper`'s scratch: the n x n factors and three vectors (for `_cofactors`)."""
+    return max(n * n + 3 * n, 1)
 
 
 @numba.njit(**_HELPER_OPTIONS)
@@ -406,12 +476,75 @@ def _log_determinant(lu, n, swaps, zero):
 
 
 @numba.njit(**_HELPER_OPTIONS)
-def _lu_helper(a, b, first, second, lu, mode, zero, batch, n, m):
+def _cofactors(a, out, scratch, zero, n):
+    """The cofactor matrix C = adj(a)^T of one n x n matrix into `out`, exact at singular
+    matrices of rank n - 1 too (where det(a) a^-T is 0 * inf).
+
+    With P a = L U and M = L^-1 P (the row operations applied to the identity):
+    no zero pivot: C = det(a) a^-T, with a^-1 = U^-1 M.
+    One zero pivot, at j: adj(U) = c x y^T, where U x = 0 and y^T U = 0 with x_j = y_j = 1 and
+    c the product of the other pivots; then adj(a) = det(P) c x (y^T M).
+    More zero pivots: C = 0 (as JAX gives; exact where the rank is below n - 1).
+    """
+    lu, x, y, w = (scratch[:n * n], scratch[n * n:n * n + n], scratch[n * n + n:n * n + 2 * n],
+                   scratch[n * n + 2 * n:n * n + 3 * n])
+    _copy(a, 0, lu, n * n)
+    for i in range(n * n):
+        out[i] = zero
+    for i in range(n):
+        out[i * n + i] = zero + 1
+    swaps = _factorise(lu, n, out, n, True)
+    zeros, j, others = 0, 0, zero - 1 if swaps % 2 else zero + 1
+    for i in range(n):
+        if lu[i * n + i] == 0:
+            zeros, j = zeros + 1, i
+        else:
+            others *= lu[i * n + i]
+    if zeros > 1:
+        for i in range(n * n):
+            out[i] = zero
+        return
+    if zeros == 0:
+        _back_substitute(lu, n, out, n)
+        for r in range(n):
+            for s in range(r, n):
+                out[r * n + s], out[s * n + r] = others * out[s * n + r], others * out[r * n + s]
+        return
+    for i in range(n):
+        x[i], y[i], w[i] = zero, zero, zero
+    x[j], y[j] = zero + 1, zero + 1
+    for i in range(j - 1, -1, -1):  # U[:j, :j] x[:j] = -U[:j, j]
+        total = lu[i * n + j]
+        for t in range(i + 1, j):
+            total += lu[i * n + t] * x[t]
+        x[i] = -total / lu[i * n + i]
+    for t in range(j + 1, n):  # y^T U[:, t] = 0 for the columns after j
+        total = zero
+        for i in range(j, t):
+            total += y[i] * lu[i * n + t]
+        y[t] = -total / lu[t * n + t]
+    for i in range(j, n):  # w = y^T M
+        row = out[i * n:(i + 1) * n]
+        for s in range(n):
+            w[s] += y[i] * row[s]
+    for r in range(n):
+        for s in range(n):
+            out[r * n + s] = others * w[r] * x[s]
+
+
+@numba.njit(**_HELPER_OPTIONS)
+def _lu_helper(a, b, first, second, scratch, mode, zero, batch, n, m):
     """For each of the `batch` flat n x n matrices of `a`: `_SOLVE` writes a^-1 b (b: n x m
     each) into `first`; `_DET` the determinant into `first`; `_SLOGDET` the sign into `first`
-    and log|det| into `second`. `lu` is n*n scratch; `zero` is 0 in the arrays' dtype. One
-    helper for all three, so it compiles once per dtype (about 3 s)."""
+    and log|det| into `second`; `_COFACTORS` the cofactor matrix into `first`. `scratch` has
+    `_scratch_size(n)` elements; `zero` is 0 in the arrays' dtype. One helper for all modes,
+    so it compiles once per dtype."""
+    lu = scratch[:n * n]
     for k in range(batch):
+        if mode == _COFACTORS:
+            _cofactors(a[k * n * n:(k + 1) * n * n], first[k * n * n:(k + 1) * n * n], scratch,
+                       zero, n)
+            continue
         _copy(a, k * n * n, lu, n * n)
         if mode == _SOLVE:
             rhs = first[k * n * m:(k + 1) * n * m]
@@ -443,7 +576,7 @@ def _emit_lu(mode: int):
         n = a_aval.shape[-1]
         m = out_aval.shape[-1] if mode == _SOLVE else 0
         batch = math.prod(a_aval.shape[:-2])
-        scratch = ctx.emitter.temp(ShapedArray((max(n * n, 1),), a_aval.dtype))
+        scratch = ctx.emitter.temp(ShapedArray((_scratch_size(n),), a_aval.dtype))
         b = ins[1] if mode == _SOLVE else ins[0]
         second = outs[1] if mode == _SLOGDET else outs[0]
         code = Code()
@@ -456,13 +589,15 @@ def _emit_lu(mode: int):
 
 
 def _cost(ins, outs, params) -> Cost:
-    """2/3 n^3 for the factorisation plus 2 n^2 m for m right-hand sides, per matrix."""
+    """2/3 n^3 for the factorisation plus 2 n^2 m for m right-hand sides, per matrix (the
+    cofactors solve for n)."""
     n = ins[0].shape[-1]
-    m = outs[0].shape[-1] if len(ins) == 2 else 0
+    m = outs[0].shape[-1] if outs[0].ndim == ins[0].ndim else 0
     return Cost(math.prod(ins[0].shape[:-2]) * (2 * n**3 / 3 + 2 * n * n * m))
 
 
 solve_p.lower = Kernel(_emit_lu(_SOLVE))
 det_p.lower = Kernel(_emit_lu(_DET))
 slogdet_p.lower = Kernel(_emit_lu(_SLOGDET))
-COST_RULES.update({"solve": _cost, "det": _cost, "slogdet": _cost})
+cofactors_p.lower = Kernel(_emit_lu(_COFACTORS))
+COST_RULES.update({"solve": _cost, "det": _cost, "slogdet": _cost, "cofactors": _cost})

@@ -15,9 +15,10 @@ alternatives, measured on this machine (cold compiles: empty cache, one core):
   compile of 1.9-2.0 s of CPU for any n and 3.7 s for its gradient (the scan body is compiled
   inline and its reverse mode stores n copies of the augmented matrix), 1.5 ms per 128 x 128
   inverse against 1.1 ms here.
-* Derivatives come from the closed forms (dx = a^-1 (db - da x), d det = det tr(a^-1 da)), as
-  JAX's do; they are themselves written with `solve`, so they differentiate again. At an
-  exactly singular matrix the gradient of det is nan (JAX returns the adjugate there).
+* Derivatives come from the closed forms (dx = a^-1 (db - da x), d det = <adj(a)^T, da>), as
+  JAX's do, written with the same primitives, so they differentiate again. The adjugate comes
+  from the LU factors, exact at singular matrices of rank n - 1 too (0 at lower ranks, as in
+  JAX); second derivatives of det there are not finite.
 
 cholesky is still unrolled over the (static) matrix size: meant for small matrices.
 """

@@ -13,8 +13,8 @@ alternatives, measured on this machine (cold compiles: empty cache, one core):
   at n = 3. Now: 0.5-0.9 s whatever n (a trivial program takes 0.3 s).
 * The same elimination rolled into `lax.fori_loop` with dynamic slices (a prototype): a cold
   compile of 1.9-2.0 s of CPU for any n and 3.7 s for its gradient (the scan body is compiled
-  inline and its reverse mode stores n copies of the augmented matrix), 1.5 ms per 128 x 128
-  inverse against 1.1 ms here.
+  inline and its reverse mode stores n copies of the augmented matrix), and 1.8 ms per
+  128 x 128 inverse against 0.72 ms here (NumPy: 1.0 ms; one core, same run).
 * Derivatives come from the closed forms (dx = a^-1 (db - da x), d det = <adj(a)^T, da>), as
   JAX's do, written with the same primitives, so they differentiate again. The adjugate comes
   from the LU factors, exact at singular matrices of rank n - 1 too (0 at lower ranks, as in

@@ -14,7 +14,9 @@ Two families of compiled helpers:
   the `windows` helpers took 10.2 / 17.5 ms and a reshape to (N, C, H/2, 2, W/2, 2) and a max
   over the window axes 0.76 / 4.46 ms.
 * **windows**: anything else of rank <= 6 (padding, dilations, overlapping windows), one window
-  at a time with a bounds check per cell. Operands of higher rank get generated loops.
+  at a time: each loop level lists its axis's cells that are not padding, then the fold over
+  their product checks nothing (compiles in 4 s where a bounds check per cell took 11 s, and
+  runs ~20% faster). Operands of higher rank get generated loops.
 """
 
 from __future__ import annotations
@@ -222,13 +224,17 @@ WINDOW_SIZE = len(WindowGeo._fields)
 FOLD_SUM, FOLD_MAX, FOLD_ARGMAX = 0, 1, 2
 
 
-@numba.njit(**INLINE)
-def _window_cell(o, k, stride, wdil, lo, limit, bdil):
-    """The operand index of window cell k of output o along one axis, or -1 (padding)."""
-    p = o * stride + k * wdil - lo
-    if inside(p, limit, bdil):
-        return undilate(p, bdil)
-    return -1
+@numba.njit(**HELPER)
+def _axis_cells(cells, start, o, w, stride, wdil, lo, limit, bdil, step):
+    """Along one axis, the offsets (operand index * `step`) of the cells of window `o` that
+    are not padding, written to cells[start:]; returns how many."""
+    count = 0
+    for k in range(w):
+        p = o * stride + k * wdil - lo
+        if inside(p, limit, bdil):
+            cells[u(start + count)] = undilate(p, bdil) * step
+            count += 1
+    return count
 
 
 @numba.njit(**INLINE)
@@ -244,52 +250,53 @@ def _fold_cell(acc, at, v, index, mode):
 
 
 @numba.njit(**INLINE)
-def _fold_window(src, g, o0, o1, o2, o3, o4, o5, mode, init):
-    """(value, flat index of the arg-max or -1) of one window; padding cells are skipped."""
+def _fold_window(src, cells, width, n0, n1, n2, n3, n4, n5, mode, init):
+    """(value, flat index of the arg-max or -1) of one window, whose cells along axis a are
+    the n_a offsets at cells[a * width:] (from `_axis_cells`)."""
     acc, at = init, -1
-    for k0 in range(g.w0):
-        x0 = _window_cell(o0, k0, g.st0, g.wd0, g.lo0, g.L0, g.bd0)
-        if x0 < 0:
-            continue
-        for k1 in range(g.w1):
-            x1 = _window_cell(o1, k1, g.st1, g.wd1, g.lo1, g.L1, g.bd1)
-            if x1 < 0:
-                continue
-            for k2 in range(g.w2):
-                x2 = _window_cell(o2, k2, g.st2, g.wd2, g.lo2, g.L2, g.bd2)
-                if x2 < 0:
-                    continue
-                a2 = x0 * g.s0 + x1 * g.s1 + x2 * g.s2
-                for k3 in range(g.w3):
-                    x3 = _window_cell(o3, k3, g.st3, g.wd3, g.lo3, g.L3, g.bd3)
-                    if x3 < 0:
-                        continue
-                    for k4 in range(g.w4):
-                        x4 = _window_cell(o4, k4, g.st4, g.wd4, g.lo4, g.L4, g.bd4)
-                        if x4 < 0:
-                            continue
-                        a4 = a2 + x3 * g.s3 + x4 * g.s4
-                        for k5 in range(g.w5):
-                            x5 = _window_cell(o5, k5, g.st5, g.wd5, g.lo5, g.L5, g.bd5)
-                            if x5 >= 0:
-                                index = a4 + x5 * g.s5
-                                acc, at = _fold_cell(acc, at, src[u(index)], index, mode)
+    for i0 in range(n0):
+        x0 = cells[u(i0)]
+        for i1 in range(n1):
+            x1 = x0 + cells[u(width + i1)]
+            for i2 in range(n2):
+                x2 = x1 + cells[u(2 * width + i2)]
+                for i3 in range(n3):
+                    x3 = x2 + cells[u(3 * width + i3)]
+                    for i4 in range(n4):
+                        x4 = x3 + cells[u(4 * width + i4)]
+                        for i5 in range(n5):
+                            index = x4 + cells[u(5 * width + i5)]
+                            acc, at = _fold_cell(acc, at, src[u(index)], index, mode)
     return acc, at
 
 
 @numba.njit(**HELPER)
 def window_fold(operand, result, where, mode, init, g):
     """Per window (C order), its sum or max into `result`, or (FOLD_ARGMAX) the flat index of
-    its first maximum into `where` (-1: all padding); `g` a `WindowGeo`."""
+    its first maximum into `where` (-1: all padding); `g` a `WindowGeo`. Each loop level finds
+    its axis's cells once (`_axis_cells`), so that the fold itself checks nothing."""
     src = flat(operand)
+    width = max(g.w0, g.w1, g.w2, g.w3, g.w4, g.w5)
+    cells = np.empty(WINDOW_RANK * width, np.int64)
     out = 0
     for o0 in range(g.n0):
+        n0 = _axis_cells(cells, 0, o0, g.w0, g.st0, g.wd0, g.lo0, g.L0, g.bd0, g.s0)
         for o1 in range(g.n1):
+            n1 = _axis_cells(cells, width, o1, g.w1, g.st1, g.wd1, g.lo1, g.L1, g.bd1, g.s1)
             for o2 in range(g.n2):
+                n2 = _axis_cells(cells, 2 * width, o2, g.w2, g.st2, g.wd2, g.lo2, g.L2, g.bd2,
+                                 g.s2)
                 for o3 in range(g.n3):
+                    n3 = _axis_cells(cells, 3 * width, o3, g.w3, g.st3, g.wd3, g.lo3, g.L3,
+                                     g.bd3, g.s3)
                     for o4 in range(g.n4):
+                        n4 = _axis_cells(cells, 4 * width, o4, g.w4, g.st4, g.wd4, g.lo4, g.L4,
+                                         g.bd4, g.s4)
                         for o5 in range(g.n5):
-                            acc, at = _fold_window(src, g, o0, o1, o2, o3, o4, o5, mode, init)
+                            n5 = _axis_cells(cells, 5 * width, o5, g.w5, g.st5, g.wd5, g.lo5,
+                                             g.L5, g.bd5, g.s5)
+                            acc, at = _fold_window(src, cells, width, n0, n1, n2, n3, n4, n5,
+                                                   mode, init)
                             if mode == FOLD_ARGMAX:
                                 where[out] = at
                             else:

@@ -53,9 +53,9 @@ def grad(
 
     Example:
       >>> grad(lambda x: x ** 3)(2.0)
-      Array(12., dtype=float32)
+      Array(12., dtype=float32, weak_type=True)
       >>> grad(lambda p: p["w"] * p["b"])({"w": 2.0, "b": 3.0})
-      {'b': Array(2., dtype=float32), 'w': Array(3., dtype=float32)}
+      {'b': Array(2., dtype=float32, weak_type=True), 'w': Array(3., dtype=float32, weak_type=True)}
     """
     value_and_grad_f = _value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, "grad")
 
@@ -102,7 +102,8 @@ def _value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, what):
         outs, backward, main = _vjp_core(flat_fun, flat)
         out = _check_scalar_output(outs, store["out_tree"], name, what)
         seed = ArrayImpl(np.ones((), get_aval(out).dtype), False)
-        grads = _instantiate_all(backward([seed]), _avals(flat))
+        avals = _avals(flat)
+        grads = _with_weak_types(_instantiate_all(backward([seed]), avals), avals)
         g = _unflatten_inner(in_tree, grads, multiple)
         value = _as_array(out)
         if has_aux:
@@ -110,6 +111,15 @@ def _value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, what):
         return value, g
 
     return value_and_grad_f
+
+
+def _with_weak_types(grads: list, avals: list) -> list:
+    """A gradient has its argument's type, weak type included (as in JAX): d/dx at a Python
+    float is a weakly typed float32, which then promotes like the float it stands for."""
+    from fnbrrr._prims.elementwise import convert_element_type
+
+    return [convert_element_type(g, a.dtype, weak_type=True)
+            if a.weak_type and not get_aval(g).weak_type else g for g, a in zip(grads, avals)]
 
 
 def _check_argnums(argnums, what: str) -> None:

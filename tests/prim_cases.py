@@ -39,6 +39,7 @@ TESTED_ELSEWHERE = {
     "cond": "tests/test_control_flow.py",
     "scan": "tests/test_control_flow.py",
     "while": "tests/test_control_flow.py",
+    "slogdet": "tests/test_linalg.py",  # two outputs: its own vmap/JVP tests
 }
 
 
@@ -376,6 +377,26 @@ def dynamic_update_slice_case(draw, rng, dtype):
                 diff=(0, 1))
 
 
+def _well_conditioned(draw, rng, dtype):
+    """A stack of square matrices dominated by their diagonal: far from singular, so finite
+    differences of solve/det/cofactors are meaningful."""
+    batch = tuple(draw(st.integers(1, 2)) for _ in range(draw(st.integers(0, 1))))
+    n = draw(st.integers(1, 4))
+    sign = rng.choice([-1.0, 1.0], size=batch + (n, 1))  # some determinants negative
+    a = rng.uniform(-0.5, 0.5, size=batch + (n, n)) + n * np.eye(n) * sign
+    return a.astype(dtype), batch, n
+
+
+def solve_case(draw, rng, dtype):
+    a, batch, n = _well_conditioned(draw, rng, dtype)
+    b = _values(rng, batch + (n, draw(st.integers(1, 3))), dtype)
+    return Case([a, b], {}, diff=(0, 1))
+
+
+def square_matrix_case(draw, rng, dtype):
+    return Case([_well_conditioned(draw, rng, dtype)[0]], {}, diff=(0,))
+
+
 CASES = {
     "neg": unary(), "exp": unary(), "log": unary(0.3, 3.0), "log1p": unary(-0.5, 2.0),
     "expm1": unary(), "sin": unary(), "cos": unary(), "tan": unary(-1.2, 1.2),
@@ -403,6 +424,7 @@ CASES = {
     "scatter": scatter_case(unique=True), "scatter_mul": scatter_case(),
     "dynamic_slice": dynamic_slice_case, "dynamic_update_slice": dynamic_update_slice_case,
     "stop_gradient": unary(),
+    "solve": solve_case, "det": square_matrix_case, "cofactors": square_matrix_case,
 }
 
 

@@ -6,7 +6,8 @@ program making one conv_direct call compiled in 2.8 s; through a pointer, 0.14 s
 helper has a C-ABI wrapper (registered with `c_helper`), compiled once per dtype with
 `numba.cfunc(cache=True)`. Programs call it through its address, which travels in a constant
 argument, never in the source, so Numba's disk cache of the program stays valid across
-processes (blas.py passes gemm's address the same way).
+processes (blas.py passes gemm's address the same way). The loop nest a wrapper runs is
+inlined into it (`loops.NEST`), so that LLVM optimises it once, with `HELPER_FLAGS`.
 
 The wrappers take arrays as (address, size) pairs, ints as int64 and the array dtype's
 scalars (`zero`, `init`, `like`) as themselves; the last argument is the address of the
@@ -25,6 +26,9 @@ from llvmlite import ir
 from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+# Options of every compiled helper: its C-ABI wrapper and the loops that it calls.
+HELPER_FLAGS = dict(error_model="numpy", fastmath={"reassoc", "contract", "nsz"})
 
 # name -> (wrapper, parameter kinds: "i" an int64 (addresses and sizes too), "T" the dtype)
 _WRAPPERS: dict[str, tuple[Callable, str]] = {}
@@ -104,7 +108,7 @@ def helper_cfunc(name: str, dtype_name: str):
     function, params = _WRAPPERS[name]
     element = numba.from_dtype(np.dtype(dtype_name))
     signature = types.void(*(element if p == "T" else types.int64 for p in params))
-    return numba.cfunc(signature, cache=True, error_model="numpy")(function)
+    return numba.cfunc(signature, cache=True, **HELPER_FLAGS)(function)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helper_call
 from fnbrrr.jit.conv_kernels.geometry import ConvGeometry
-from fnbrrr.jit.conv_kernels.loops import HELPER, POSITION_FIELDS, flat, inside, u, undilate
+from fnbrrr.jit.conv_kernels.loops import NEST, POSITION_FIELDS, flat, inside, u, undilate
 from fnbrrr.jit.conv_kernels.source import affine, dilated
 from fnbrrr.jit.lowering import literal
 
@@ -27,7 +27,7 @@ ConvDirectGeo = namedtuple("ConvDirectGeo", (
 CONV_DIRECT_SIZE = len(ConvDirectGeo._fields)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def conv_direct(lhs_array, rhs_array, out_array, zero, g):
     """A convolution as plain loops; `g` a `ConvDirectGeo`."""
     lhs, rhs, out = flat(lhs_array), flat(rhs_array), flat(out_array)

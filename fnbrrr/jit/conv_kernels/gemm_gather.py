@@ -19,8 +19,8 @@ from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helpe
 from fnbrrr.jit.conv_kernels.gemm import copy_kernel, gemm_call
 from fnbrrr.jit.conv_kernels.geometry import ConvGeometry, lhs_matrix_form
 from fnbrrr.jit.conv_kernels.loops import (
-    HELPER,
     INLINE,
+    NEST,
     POSITION_FIELDS,
     add_run,
     fill_run,
@@ -63,7 +63,7 @@ def _zero_windows(dst, dst_base, zero, g):
                          g.n_y2, zero)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def window_sums(table, out, dst_base, zero, g):
     """dst[o, y] = sum_k table[(o, k), x(y, k)] over the k whose input position x exists;
     `g` a `WindowSumsGeo`, with no input dilation (`window_sums_dilated` has it)."""
@@ -84,7 +84,7 @@ def window_sums(table, out, dst_base, zero, g):
                                     hi_2 - lo_2)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def window_sums_features_last(table, out, dst_base, zero, g):
     """`window_sums` for a channels-last output from a table laid out T[x, (k, o)]: every
     (output position, kernel offset) adds one contiguous run over the features. No input
@@ -120,7 +120,7 @@ def _dilated_range(offset, dilation, limit, n_in):
     return lo, max(min(hi, n_in), lo)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def window_sums_dilated(table, out, dst_base, zero, g):
     """`window_sums` when the input is dilated (the input gradient of a strided convolution).
 

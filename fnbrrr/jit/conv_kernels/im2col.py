@@ -23,7 +23,7 @@ from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helpe
 from fnbrrr.jit.conv_kernels.gemm import copy_kernel, gemm_call
 from fnbrrr.jit.conv_kernels.geometry import ConvGeometry, role_size
 from fnbrrr.jit.conv_kernels.loops import (
-    HELPER,
+    NEST,
     POSITION_FIELDS,
     SPATIAL,
     StridedCopyGeo,
@@ -67,7 +67,7 @@ IM2COL_SIZE = len(Im2colGeo._fields)
 # are separate loop nests on purpose: sharing one keeps LLVM from vectorising the copies (3x).
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def im2col_positions_inner(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
     """The last output-position axis innermost (NCHW-like inputs), for inputs with padding
     or dilation: `dst` is zeroed, then only window cells inside are copied."""
@@ -98,7 +98,7 @@ def im2col_positions_inner(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2)
                                            g.n_y2, lo, hi)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def im2col_positions_inner_dense(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
     """`im2col_positions_inner` when every window cell lies inside the input: no checks."""
     src = flat(lhs)
@@ -118,7 +118,7 @@ def im2col_positions_inner_dense(lhs, dst, src_base, dst_base, zero, g, kb0, kb1
                                 copy_run(src, dst, s, d, g.st2 * g.s2, g.d_y2, g.n_y2)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def im2col_kernel_inner(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
     """The last kernel spatial axis innermost (kernel gradients: long windows), for inputs
     with padding or dilation."""
@@ -149,7 +149,7 @@ def im2col_kernel_inner(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
                                            g.n_k2, lo, hi)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def im2col_kernel_inner_dense(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
     """`im2col_kernel_inner` when every window cell lies inside the input: no checks."""
     src = flat(lhs)
@@ -169,7 +169,7 @@ def im2col_kernel_inner_dense(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, k
                                 copy_run(src, dst, s, d, g.rd2 * g.s2, g.d_k2, g.n_k2)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def im2col_features_inner(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
     """The in-feature axis innermost (NHWC-like inputs): one run of features per cell."""
     src = flat(lhs)
@@ -196,7 +196,7 @@ def im2col_features_inner(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
                                     fill_run(dst, d, g.d_i, 0, g.n_i, zero)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def im2col_features_runs(lhs, dst, src_base, dst_base, zero, g, kb0, kb1, kb2):
     """`im2col_features_inner` when a kernel row (k2, then features) is contiguous in both the
     input and cols (channels-last input, HWIO kernel, no input dilation along the last axis):

@@ -15,11 +15,16 @@ import numba
 import numpy as np
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from fnbrrr.jit.conv_kernels.calls import array_at, c_helper
+from fnbrrr.jit.conv_kernels.calls import HELPER_FLAGS, array_at, c_helper
 
-# Options of every compiled helper.
-HELPER = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz"})
+# Options of the njit functions that wrappers call.
+HELPER = dict(cache=True, **HELPER_FLAGS)
+# Building blocks, inlined into every caller.
 INLINE = dict(inline="always", cache=True)
+# The loop nest of a helper: inlined into its one caller, the C-ABI wrapper, so that LLVM
+# optimises it once; as a function of its own, it was optimised, then linked into the wrapper
+# and optimised again (conv_direct: 7.3 s -> 4.2 s cold).
+NEST = dict(inline="always")
 
 SPATIAL = 3  # helpers take 3 spatial axes; fewer are padded with axes of size 1
 
@@ -117,7 +122,7 @@ StridedCopyGeo = namedtuple("StridedCopyGeo", ("n0", "n1", "n2", "n3", "n4", "s0
 STRIDED_COPY_SIZE = len(StridedCopyGeo._fields)
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def strided_copy(source, target, src_base, dst_base, g):
     """dst[base + sum i_a * d_a] = src[base + sum i_a * s_a] over a 5-D index space.
 

@@ -30,7 +30,7 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from fnbrrr.core import ShapedArray
 from fnbrrr.jit.conv_kernels.calls import Buffer, array_at, c_helper, emit_helper_call
-from fnbrrr.jit.conv_kernels.loops import HELPER, INLINE, flat, inside, u, undilate
+from fnbrrr.jit.conv_kernels.loops import HELPER, INLINE, NEST, flat, inside, u, undilate
 from fnbrrr.jit.conv_kernels.source import INDENT, Code, affine, contiguous_strides, dilated
 from fnbrrr.jit.lowering import Kernel, literal
 
@@ -270,7 +270,7 @@ def _fold_window(src, cells, width, n0, n1, n2, n3, n4, n5, mode, init):
     return acc, at
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def window_fold(operand, result, where, mode, init, g):
     """Per window (C order), its sum or max into `result`, or (FOLD_ARGMAX) the flat index of
     its first maximum into `where` (-1: all padding); `g` a `WindowGeo`. Each loop level finds
@@ -304,7 +304,7 @@ def window_fold(operand, result, where, mode, init, g):
                             out += 1
 
 
-@numba.njit(**HELPER)
+@numba.njit(**NEST)
 def select_where(values_array, where, out_array, gather, zero):
     """gather: out[w] = values[where[w]] (zero where none); scatter: out = 0, then
     out[where[w]] += values[w]."""

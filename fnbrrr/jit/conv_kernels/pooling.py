@@ -48,45 +48,60 @@ TileGeo = namedtuple("TileGeo", ("n0", "n1", "n2", "n3", "w0", "w1", "w2", "w3",
 TILE_SIZE = len(TileGeo._fields)
 
 
-# What `_tile_pass` does over the cells of one tile.
-PASS_SUM, PASS_MAX, PASS_PICK, PASS_ZERO = 0, 1, 2, 3
 # What `_tile_nest` computes per tile.
 TILE_SUM, TILE_MAX, TILE_GATHER, TILE_SCATTER = 0, 1, 2, 3
 # Tile sizes: read from the geometry, or constant for 2x2 pools of NCHW / channels-last operands.
 SHAPE_ANY, SHAPE_2X2, SHAPE_2X2_LAST = 0, 1, 2
 
 
-@numba.njit(**INLINE)
-def _tile_pass(mode, src, dst, first, acc, at, zero, g, w0, w1, w2, w3, b3):
-    """One pass over the cells first + k0*b0 + k1*b1 + k2*b2 + k3*b3 of a tile; returns
-    (acc, at).
+# The passes over the cells first + k0*b0 + k1*b1 + k2*b2 + k3*b3 of one tile (b3 and the
+# tile sizes w0..w3 as arguments: constants for 2x2 tiles). Every choice is a select, not a
+# branch: branches on the data cost 3x (mispredictions). Each pass is a block of its own, so
+# that a tile helper inlines only the code that it runs (Numba cannot drop the others).
 
-    PASS_SUM / PASS_MAX: acc += / max= the cells (a NaN wins the max);
-    PASS_PICK: at = the first cell holding acc (the max) or a NaN (the pass runs backwards);
-    PASS_ZERO: dst[cell] = zero.
-    Every choice is a select, not a branch: branches on the data cost 3x (mispredictions).
-    """
-    back = 1 if mode == PASS_PICK else 0
-    for i0 in range(w0):
-        k0 = i0 + back * (w0 - 1 - 2 * i0)
-        for i1 in range(w1):
-            k1 = i1 + back * (w1 - 1 - 2 * i1)
-            for i2 in range(w2):
-                k2 = i2 + back * (w2 - 1 - 2 * i2)
-                for i3 in range(w3):
-                    c = (first + k0 * g.b0 + k1 * g.b1 + k2 * g.b2
-                         + (i3 + back * (w3 - 1 - 2 * i3)) * b3)
-                    if mode == PASS_ZERO:
-                        dst[u(c)] = zero
-                        continue
-                    x = src[u(c)]
-                    if mode == PASS_SUM:
-                        acc += x
-                    elif mode == PASS_MAX:
+
+@numba.njit(**INLINE)
+def _tile_fold(is_max, src, first, acc, g, w0, w1, w2, w3, b3):
+    """`acc` plus the sum of the tile's cells or, `is_max`, their max (a NaN wins)."""
+    for k0 in range(w0):
+        for k1 in range(w1):
+            for k2 in range(w2):
+                row = first + k0 * g.b0 + k1 * g.b1 + k2 * g.b2
+                for k3 in range(w3):
+                    x = src[u(row + k3 * b3)]
+                    if is_max:
                         acc = acc if (acc >= x) | (acc != acc) else x
                     else:
-                        at = c if (x == acc) | (x != x) else at
-    return acc, at
+                        acc += x
+    return acc
+
+
+@numba.njit(**INLINE)
+def _tile_pick(src, first, best, g, w0, w1, w2, w3, b3):
+    """The first cell of the tile holding `best` (its max) or a NaN (the pass runs
+    backwards, so the first one found last wins)."""
+    at = first
+    for i0 in range(w0):
+        for i1 in range(w1):
+            for i2 in range(w2):
+                row = (first + (w0 - 1 - i0) * g.b0 + (w1 - 1 - i1) * g.b1
+                       + (w2 - 1 - i2) * g.b2)
+                for i3 in range(w3):
+                    c = row + (w3 - 1 - i3) * b3
+                    x = src[u(c)]
+                    at = c if (x == best) | (x != x) else at
+    return at
+
+
+@numba.njit(**INLINE)
+def _tile_zero(dst, first, zero, g, w0, w1, w2, w3, b3):
+    """dst = zero on the tile's cells."""
+    for k0 in range(w0):
+        for k1 in range(w1):
+            for k2 in range(w2):
+                row = first + k0 * g.b0 + k1 * g.b1 + k2 * g.b2
+                for k3 in range(w3):
+                    dst[u(row + k3 * b3)] = zero
 
 
 @numba.njit(**HELPER)
@@ -114,20 +129,17 @@ def _tile_nest(mode, shape, src, dst, values, init, g):
                 for v in range(g.n3):
                     first, w = base + v * a3, row + v
                     if mode == TILE_SUM:
-                        dst[u(w)] = _tile_pass(PASS_SUM, src, dst, first, init, 0, init, g,
-                                               w0, w1, w2, w3, b3)[0]
+                        dst[u(w)] = _tile_fold(False, src, first, init, g, w0, w1, w2, w3, b3)
                         continue
-                    best = _tile_pass(PASS_MAX, src, dst, first, src[u(first)], 0, init, g,
-                                      w0, w1, w2, w3, b3)[0]
+                    best = _tile_fold(True, src, first, src[u(first)], g, w0, w1, w2, w3, b3)
                     if mode == TILE_MAX:
                         dst[u(w)] = best
                         continue
-                    at = _tile_pass(PASS_PICK, src, dst, first, best, first, init, g,
-                                    w0, w1, w2, w3, b3)[1]
+                    at = _tile_pick(src, first, best, g, w0, w1, w2, w3, b3)
                     if mode == TILE_GATHER:
                         dst[u(w)] = values[u(at)]
                         continue
-                    _tile_pass(PASS_ZERO, src, dst, first, best, at, init, g, w0, w1, w2, w3, b3)
+                    _tile_zero(dst, first, init, g, w0, w1, w2, w3, b3)
                     dst[u(at)] = values[u(w)]
 
 

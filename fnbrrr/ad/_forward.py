@@ -21,6 +21,7 @@ from fnbrrr.ad._helpers import (
     _is_float,
     _LazyPaths,
     _strip_tracers,
+    _with_weak_types,
     _zeros,
 )
 from fnbrrr.ad_util import Zero
@@ -148,7 +149,8 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
     flat_p, flat_t, in_tree = _flatten_jvp_args(fun, primals, tangents)
     flat_fun, store = _flatten_fun(fun, in_tree, has_aux)
     out_p, out_t, main = _jvp_core(flat_fun, flat_p, flat_t)
-    out_t = _instantiate_all(out_t, _avals(out_p))
+    out_avals = _avals(out_p)
+    out_t = _with_weak_types(_instantiate_all(out_t, out_avals), out_avals)
     out_tree = store["out_tree"]
     result = (
         tree_unflatten(out_tree, [_as_array(p) for p in out_p]),

@@ -19,6 +19,7 @@ from fnbrrr.ad._helpers import (
     _is_float,
     _LazyPaths,
     _strip_tracers,
+    _with_weak_types,
 )
 from fnbrrr.ad._reverse import _vjp_core
 from fnbrrr.core import ArrayImpl, get_aval
@@ -111,15 +112,6 @@ def _value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, what):
         return value, g
 
     return value_and_grad_f
-
-
-def _with_weak_types(grads: list, avals: list) -> list:
-    """A gradient has its argument's type, weak type included (as in JAX): d/dx at a Python
-    float is a weakly typed float32, which then promotes like the float it stands for."""
-    from fnbrrr._prims.elementwise import convert_element_type
-
-    return [convert_element_type(g, a.dtype, weak_type=True)
-            if a.weak_type and not get_aval(g).weak_type else g for g, a in zip(grads, avals)]
 
 
 def _check_argnums(argnums, what: str) -> None:

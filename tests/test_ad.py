@@ -514,3 +514,16 @@ def test_linearize_of_call_like_primitives_returns_concrete_primals():
     cube = lambda x: fnbrrr.lax.scan(lambda c, _: (c * x, None), 1.0, None, length=3)[0]  # noqa: E731
     y, f_jvp = fnbrrr.linearize(cube, 2.0)
     assert float(y) == 8.0 and float(f_jvp(1.0)) == 12.0
+
+
+def test_derivatives_keep_the_weak_type_of_python_scalars_as_in_jax():
+    g = fnbrrr.grad(lambda x: x * x)
+    assert g(3.0).weak_type and g(3.0).dtype == np.float32
+    assert not g(np.float32(3.0)).weak_type
+    assert fnbrrr.jit(g)(3.0).weak_type
+    grads = fnbrrr.grad(lambda p: p["w"] * p["b"])({"w": 2.0, "b": np.float32(3.0)})
+    assert grads["w"].weak_type and not grads["b"].weak_type
+    _, tangent = fnbrrr.jvp(lambda a: a ** 2, (3.0,), (1.0,))
+    assert tangent.weak_type and float(tangent) == 6.0
+    # a weak gradient promotes like the Python float it stands for
+    assert (g(3.0) * np.float16(1)).dtype == np.float16

@@ -371,6 +371,21 @@ def test_jit_of_an_integer_convolution_uses_direct_loops():
     np.testing.assert_array_equal(np.asarray(fnbrrr.jit(f)(lhs, rhs)), np.asarray(f(lhs, rhs)))
 
 
+def test_every_helper_and_dtype_gets_a_cache_index_of_its_own():
+    """Variants of one wrapper body (the tile folds) and dtypes of one wrapper get distinct
+    Numba cache indexes: writers of a shared index (pytest workers) can corrupt it."""
+    from numba.core.caching import FunctionCache
+
+    from fnbrrr.jit.conv_kernels import calls
+
+    dtypes = ("float32", "float64")
+    indexes = {FunctionCache(calls._with_own_cache_file(function, name, dtype))
+               ._cache_file._index_name
+               for name, (function, _) in calls._WRAPPERS.items() for dtype in dtypes}
+    assert len(indexes) == len(dtypes) * len(calls._WRAPPERS)
+    assert len([name for name in calls._WRAPPERS if name.startswith("tile_")]) == 12
+
+
 def _conv_eqns(jaxpr):
     return [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
 

@@ -17,6 +17,7 @@ helper's int64 geometry, which each wrapper reads into its geometry named tuple.
 from __future__ import annotations
 
 import functools
+import types as python_types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -108,7 +109,23 @@ def helper_cfunc(name: str, dtype_name: str):
     function, params = _WRAPPERS[name]
     element = numba.from_dtype(np.dtype(dtype_name))
     signature = types.void(*(element if p == "T" else types.int64 for p in params))
-    return numba.cfunc(signature, cache=True, **HELPER_FLAGS)(function)
+    return numba.cfunc(signature, cache=True, **HELPER_FLAGS)(
+        _with_own_cache_file(function, name, dtype_name))
+
+
+def _with_own_cache_file(function: Callable, name: str, dtype_name: str) -> Callable:
+    """A copy of `function` whose qualified name, which Numba's disk cache names its files
+    after, is "{name}_{dtype_name}".
+
+    Wrappers that share one function (or one closure body) would otherwise share one cache
+    index, and Numba numbers the data files of an index without a lock: two processes (pytest
+    workers) compiling two entries at once can both write `.1.nbc`, leaving an index that
+    points at the other entry's code, which has the same C signature.
+    """
+    copy = python_types.FunctionType(function.__code__, function.__globals__, function.__name__,
+                                     function.__defaults__, function.__closure__)
+    copy.__qualname__ = f"{name}_{dtype_name}"
+    return copy
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from fnbrrr.jit.conv_kernels.calls import HELPER_FLAGS, array_at, c_helper
 
-# Options of the njit functions that wrappers call.
-HELPER = dict(cache=True, **HELPER_FLAGS)
+# Options of the njit functions that wrappers call. Not cached on disk: the wrappers' cache holds
+# their code, and a shared njit cache index is open to the race described in `calls`.
+HELPER = dict(**HELPER_FLAGS)
 # Building blocks, inlined into every caller.
 INLINE = dict(inline="always", cache=True)
 # The loop nest of a helper: inlined into its one caller, the C-ABI wrapper, so that LLVM

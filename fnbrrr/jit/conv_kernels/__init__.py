@@ -24,10 +24,10 @@ program that calls it compiles in milliseconds, where inline loop nests, or njit
 convolution (PERF.md fact 8). Only rare configurations (more than 3 spatial axes, pooling of
 rank > 6) get generated loops. Each loop nest is a helper of its own (per im2col copy loop,
 window-sum loop, tile fold and 2x2 tile shape), picked when the program is emitted, so that a
-program compiles only the loops it calls: ~2 s each on a cold cache, where one helper holding
+program compiles only the loops it calls: 1-4 s each on a cold cache, where one helper holding
 every variant behind a runtime flag, built from nested `inline="always"` blocks (whose IR
 Numba deep-copies into every caller), took 30-36 s (flagship step: 88 s of helper compiles
-down to 13 s, CPU time). Scratch matrices come from `ctx.emitter.temp(aval)`: allocated
+down to 11 s, CPU time). Scratch matrices come from `ctx.emitter.temp(aval)`: allocated
 by the driver once per call, outside compiled code (PERF.md fact 5), and reused through the
 program's buffer pool.
 

@@ -731,7 +731,7 @@ def test_scan_body_is_traced_once_whatever_the_length():
         assert len(traces) == 1  # by scan(); the derivative rules transform the traced IR
         traces.clear()
         fnbrrr.make_jaxpr(fnbrrr.grad(loss))(0.3)
-        assert len(traces) == 2  # a weakly typed 0.3 is retraced once as the body's float32
+        assert len(traces) == 1  # a weakly typed 0.3 stays weak going in (JAX's rule): no retrace
 
 
 def _count_evaluations(monkeypatch, f, *args):
@@ -760,4 +760,26 @@ def test_scan_backward_pass_cost_is_linear_in_length(monkeypatch):
     # linear: 50 more steps cost twice what 25 more steps cost (quadratic would be 4 times)
     more_25, more_50 = rev[50]["all"] - rev[25]["all"], rev[100]["all"] - rev[50]["all"]
     assert more_50 == 2 * more_25, rev
-    assert rev[100]["all"] < 4 * fwd[100]["all"], (rev, fwd)
+    assert rev[100]["all"] <= 4 * fwd[100]["all"], (rev, fwd)  # 8 ops per step against 2
+
+
+@pytest.mark.parametrize("name,run,expected", [
+    # (weak types of the results, as JAX 0.10 gives them)
+    ("scan carry made strong by xs", lambda: cf.scan(lambda c, x: (c + x, c), 0.0,
+                                                     jnp.ones(3)), [False, True]),
+    ("scan int carry made float", lambda: cf.scan(lambda c, x: (c + 1.5, x), 0, jnp.ones(3)),
+     [False, False]),
+    ("fori_loop index of Python bounds", lambda: cf.fori_loop(0, 5, lambda i, v: v + i, 0),
+     [True]),
+    ("fori_loop traced bound", lambda: fnbrrr.jit(
+        lambda k: cf.fori_loop(0, k, lambda i, v: v + i, 0))(5), [True]),
+    ("while_loop made strong", lambda: cf.while_loop(lambda v: v < 10,
+                                                     lambda v: v + jnp.int32(3), 0), [False]),
+    ("while_loop int made float", lambda: cf.while_loop(lambda v: v < 10, lambda v: v + 1.5, 0),
+     [False]),
+    ("while_loop stays weak", lambda: cf.while_loop(lambda v: v < 10, lambda v: v + 3, 0),
+     [True]),
+])
+def test_loop_results_have_jaxs_weak_types(name, run, expected):
+    leaves = fnbrrr.tree_util.tree_leaves(run())
+    assert [leaf.weak_type for leaf in leaves] == expected, name

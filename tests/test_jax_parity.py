@@ -102,10 +102,8 @@ def _compare(ours, theirs, path="out", rtol=1e-4, atol=1e-5, weak=True):
 
 
 # WEAK_TYPE_DIFFERENCES: where fnbrrr's weak types still differ from JAX's (values and dtypes
-# agree), so the tests holding these cases compare without weak types: the tangent out of
-# jacrev/hessian at a Python scalar (jacrev_scalar, hessian_pytree),
-# scan/fori_loop/while_loop carries and outputs (scan_reverse, scan_carry_dtype, scan_vmap_jit,
-# fori_loop_traced, fori_loop_tuple, while_loop_bad), gelu of a Python float (gelu-pyfloat),
+# agree), so the tests holding these cases compare without weak types: jacrev/hessian at a
+# Python scalar (jacrev_scalar, hessian_pytree), gelu of a Python float (gelu-pyfloat),
 # jnp.array of tracers (array_of_tracers, array_nested_tracers).
 
 

@@ -262,18 +262,21 @@ def _trace_fun(
 
 
 def _promote_weak_carry(leaves: list, in_avals: Sequence[ShapedArray],
-                        out_avals: Sequence[ShapedArray]) -> list | None:
-    """Weakly typed initial carries that the body turns strong (or into another dtype) are
-    converted to the body's type, as JAX does, so that `scan(f, 0.0, xs)` works. Returns
-    the new leaves, or None when nothing changes."""
+                        out_avals: Sequence[ShapedArray], strengthen: bool = False) -> list | None:
+    """JAX's promotion of weakly typed initial carries; returns the new leaves, or None when
+    nothing changes. A weak carry that the body turns into another dtype (`0` that becomes
+    `0 + 1.5`) becomes a strongly typed value of the promoted dtype. One that only loses its
+    weak type is made strong only with `strengthen` (while_loop); scan keeps it weak going in
+    and gives its final carries the body's types."""
     new, changed = list(leaves), False
     for i, (x, a, o) in enumerate(zip(leaves, in_avals, out_avals)):
-        if not a.weak_type or a.shape != o.shape or (a.dtype == o.dtype and o.weak_type):
+        if not a.weak_type or a.shape != o.shape or o.weak_type and a.dtype == o.dtype:
             continue
-        dtype, weak = _dtypes.promote_types((a.dtype, True), (o.dtype, o.weak_type))
-        if dtype != a.dtype or not weak:
-            new[i] = convert_element_type(x, dtype, weak_type=weak)
-            changed = True
+        if a.dtype == o.dtype and not strengthen:
+            continue
+        dtype = _dtypes.promote_types((a.dtype, True), (o.dtype, o.weak_type))[0]
+        new[i] = convert_element_type(x, dtype)
+        changed = True
     return new if changed else None
 
 

@@ -37,7 +37,7 @@ from fnbrrr._prims.control_flow._common import (
     _with_invars,
 )
 from fnbrrr._prims.control_flow._scan import scan
-from fnbrrr._prims.elementwise import add, convert_element_type, full, lt
+from fnbrrr._prims.elementwise import add, convert_element_type, lt
 from fnbrrr._prims.reductions import reduce_or
 from fnbrrr.ad import reverse_rules
 from fnbrrr.ad_util import instantiate, is_zero
@@ -243,10 +243,10 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
 
     Example:
       >>> fori_loop(0, 5, lambda i, total: total + i, 0)   # 0+1+2+3+4
-      Array(10, dtype=int32)
+      Array(10, dtype=int32, weak_type=True)
     """
-    dtype = _bound_dtype(lower, upper)
-    one = full((), 1, dtype)
+    dtype, weak = _bound_type(lower, upper)  # `i` is weakly typed when both bounds are
+    one = ArrayImpl(np.asarray(1, dtype), weak)
     lo, hi = _static_int(lower), _static_int(upper)
     if lo is not None and hi is not None:
 
@@ -254,7 +254,7 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
             i, val = carry
             return (add(i, one), body_fun(i, val)), None
 
-        start = full((), lo, dtype)
+        start = ArrayImpl(np.asarray(lo, dtype), weak)
         (_, result), _ = scan(scan_step, (start, init_val), None, length=hi - lo if hi > lo else 0)
         return result
 
@@ -265,12 +265,13 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
         i, stop, val = carry
         return add(i, one), stop, body_fun(i, val)
 
-    bounds = (convert_element_type(lower, dtype), convert_element_type(upper, dtype))
+    bounds = (convert_element_type(lower, dtype, weak_type=weak),
+              convert_element_type(upper, dtype, weak_type=weak))
     _, _, result = while_loop(keep_going, while_step, (*bounds, init_val))
     return result
 
 
-def _bound_dtype(lower: Any, upper: Any) -> np.dtype:
+def _bound_type(lower: Any, upper: Any) -> tuple[np.dtype, bool]:
     avals = [_scalar_aval(b, "fori_loop", name) for b, name in ((lower, "lower"),
                                                                  (upper, "upper"))]
     if any(a.dtype.kind not in "iu" for a in avals):
@@ -278,7 +279,7 @@ def _bound_dtype(lower: Any, upper: Any) -> np.dtype:
             "fori_loop: lower and upper must be integers, got "
             f"{avals[0].str_short()} and {avals[1].str_short()}"
         )
-    return _dtypes.promote_types(*[(a.dtype, a.weak_type) for a in avals])[0]
+    return _dtypes.promote_types(*[(a.dtype, a.weak_type) for a in avals])
 
 
 def _static_int(x: Any) -> int | None:
@@ -325,7 +326,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
         body_closed, body_hoisted, out_tree = _trace_fun(
             lambda xs: body_fun(tree_unflatten(tree, xs)), avals, body_what)
         _check_carry_tree(body_what, tree, out_tree)
-        promoted = _promote_weak_carry(leaves, avals, body_closed.out_avals)
+        promoted = _promote_weak_carry(leaves, avals, body_closed.out_avals, strengthen=True)
         if promoted is None:
             break
         leaves = promoted

@@ -94,7 +94,7 @@ def _scan_abstract_eval(*avals, jaxpr, num_consts, num_carry, length, reverse):
         if not _same_type(a, e):
             raise TypeError(f"internal error: scan body carry {i} goes in as {e.str_short()} "
                             f"and comes out as {a.str_short()}")
-    return [*carry_in, *[_stacked(a, length) for a in jaxpr.out_avals[num_carry:]]]
+    return [*carry_out, *[_stacked(a, length) for a in jaxpr.out_avals[num_carry:]]]
 
 
 def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, length, reverse):

@@ -101,19 +101,12 @@ def _compare(ours, theirs, path="out", rtol=1e-4, atol=1e-5, weak=True):
         np.testing.assert_array_equal(a, b, err_msg=path)
 
 
-# WEAK_TYPE_DIFFERENCES: where fnbrrr's weak types still differ from JAX's (values and dtypes
-# agree), so the tests holding these cases compare without weak types: jacrev/hessian at a
-# Python scalar (jacrev_scalar, hessian_pytree), gelu of a Python float (gelu-pyfloat),
-# jnp.array of tracers (array_of_tracers, array_nested_tracers).
-
-
-def check(case, rtol=1e-4, atol=1e-5, strict_errors=False, permissive=False, weak=True):
+def check(case, rtol=1e-4, atol=1e-5, strict_errors=False, permissive=False):
     """Run `case` on JAX and fnbrrr and assert the outcomes agree.
 
     Where JAX raises, fnbrrr must raise too, with the same builtin class; TypeError and
     ValueError count as one (API.md allows either for shape errors) unless `strict_errors`.
     `permissive`: fnbrrr may succeed where JAX refuses (API.md allows more, e.g. nested lists).
-    `weak=False`: do not compare weak types.
     """
     kind_j, out_j = _run(case, jax, jjnp)
     kind_f, out_f = _run(case, fnbrrr, fnp)
@@ -128,7 +121,7 @@ def check(case, rtol=1e-4, atol=1e-5, strict_errors=False, permissive=False, wea
         return
     if kind_f == "raised":
         raise AssertionError(f"fnbrrr raised {out_f!r}; JAX returned {out_j!r}") from out_f
-    _compare(out_f, out_j, rtol=rtol, atol=atol, weak=weak)
+    _compare(out_f, out_j, rtol=rtol, atol=atol)
 
 
 # Known differences, kept visible as strict xfails (an XPASS fails: then drop the entry).
@@ -1150,7 +1143,7 @@ TRANSFORMS = {
 
 @cases(TRANSFORMS)
 def test_transformations(case):
-    check(case, weak=False, strict_errors=True)  # weak types: see WEAK_TYPE_DIFFERENCES
+    check(case, strict_errors=True)
 
 
 def test_unhashable_static_argument_raises_type_or_value_error():
@@ -1422,7 +1415,7 @@ NN.update({
 
 @cases(NN)
 def test_nn(case):
-    check(case, weak=False, permissive=True)  # sigmoid/silu accept ints; weak: see above
+    check(case, permissive=True)  # fnbrrr's sigmoid/silu accept ints
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1828,7 +1821,7 @@ MISC = {
 
 @cases(MISC)
 def test_misc(case):
-    check(case, weak=False)  # weak types: see WEAK_TYPE_DIFFERENCES
+    check(case)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1927,4 +1920,4 @@ TRACED_CREATION = {
 
 @cases(TRACED_CREATION)
 def test_creation_with_tracers(case):
-    check(case, weak=False)  # weak types: see WEAK_TYPE_DIFFERENCES
+    check(case)

@@ -602,3 +602,10 @@ def test_pool_layers_match_numpy_and_cnn_learns():
     for _ in range(30):
         params = step(params)
     assert float(loss(params)) < 0.5 * first
+
+
+def test_gelu_of_a_python_float_is_strongly_typed_as_in_jax():
+    # JAX computes gelu with constants of x's dtype, so the result is a plain float32.
+    for approximate in (True, False):
+        out = fnbrrr.nn.gelu(0.7, approximate=approximate)
+        assert out.dtype == np.float32 and not out.weak_type

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fnbrrr
 import fnbrrr.numpy as jnp
 from fnbrrr import core
 from fnbrrr.config import config
@@ -961,3 +962,11 @@ def test_reductions_of_weak_values_are_strongly_typed(reduce):
         out = reduce(value)
         assert out.dtype == jnp.float32 and not out.weak_type
         assert (out + jnp.ones(2, jnp.float16)).dtype == jnp.float32
+
+
+def test_an_array_built_from_a_sequence_of_weak_tracers_is_strongly_typed():
+    # JAX: a list is never weakly typed, even when its elements are Python-float tracers.
+    out = fnbrrr.jit(lambda a, b: jnp.array([a, b, 1.0]))(2.0, 3.0)
+    assert out.dtype == np.float32 and not out.weak_type
+    np.testing.assert_array_equal(np.asarray(out), [2.0, 3.0, 1.0])
+    assert fnbrrr.jit(lambda a: jnp.array(a))(2.0).weak_type  # a scalar tracer stays weak

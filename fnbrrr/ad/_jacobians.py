@@ -19,6 +19,7 @@ from fnbrrr.ad._helpers import (
     _lax,
     _strip_tracers,
     _vmap,
+    _with_weak_types,
 )
 from fnbrrr.ad._reverse import _vjp_core
 from fnbrrr.core import ArrayImpl, ShapedArray, get_aval
@@ -155,8 +156,8 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         out_avals = _avals(outs)
         total, basis = _std_basis(out_avals)
 
-        def pullback(*cts):
-            return _instantiate_all(backward(cts), inputs.avals)
+        def pullback(*cts):  # cotangents with the inputs' types, weak ones included
+            return _with_weak_types(_instantiate_all(backward(cts), inputs.avals), inputs.avals)
 
         rows_per_in = _vmap(pullback)(*basis)
 

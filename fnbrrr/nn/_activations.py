@@ -180,10 +180,11 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
       Array([   0., 1000.], dtype=float32)
     """
     x = _float(x)
+    # Constants of x's dtype, strongly typed: the result is too, for a Python float as in JAX.
     if approximate:
-        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * (x * x * x))
+        inner = np.asarray(math.sqrt(2 / math.pi), x.dtype) * (x + 0.044715 * (x * x * x))
         return 0.5 * x * (1 + jnp.tanh(inner))
-    return 0.5 * x * (1 + lax.erf(x * (1 / math.sqrt(2))))
+    return 0.5 * x * (1 + lax.erf(x * np.asarray(1 / math.sqrt(2), x.dtype)))
 
 
 def hard_tanh(x: ArrayLike) -> Array:

@@ -206,7 +206,9 @@ def from_sequence(obj, name: str = "asarray"):
                 f"{[tuple(p.shape) for p in parts]}; all elements must have one shape"
             )
         parts = [lax.reshape(p, (1, *shape)) for p in parts]
-        return lax.concatenate(parts, 0) if len(parts) > 1 else parts[0]
+        out = lax.concatenate(parts, 0) if len(parts) > 1 else parts[0]
+        # A sequence is never weakly typed (JAX): [x, 1.0] with a weak x is plain float32.
+        return lax.convert_element_type(out, out.dtype, False) if out.aval.weak_type else out
     try:
         value = np.asarray(obj)
     except ValueError as e:

@@ -5,13 +5,12 @@ the program's inputs, its constants, the buffers of its intermediates and output
 allocated by NumPy outside compiled code, PERF.md fact 5) and the BLAS addresses. Every fused
 line carries a comment with the IR equation it came from and the user's source line, so a
 reader can map the kernel back to their code. One compiled function per program keeps the
-compile count at one (PERF.md fact 8: a compilation costs about 0.17 s).
+compile count at one (PERF.md fact 8: a compilation costs about 0.17 s). `module_source`
+wraps the emitted lines into the module (imports, typed constants, the driver, the cache key).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -182,7 +181,7 @@ class _Emitter:
     def _prefillable_reductions(self) -> dict:
         """Arena values of reductions that accumulate in their buffer (over leading axes),
         each -> its starting value, ordered by dtype and value. The Python driver fills each
-        such run of slots before the call (`_prefill_runs`), so the program has no fill loops.
+        such run of slots before the call (`prefill_runs`), so the program has no fill loops.
         Not in split mode, whose steps each run on their own."""
         found = {}
         if self.split:
@@ -211,7 +210,7 @@ class _Emitter:
         return [e for e in group.eqns if lowering_kind(e) == "reduce"
                 and tuple(e.params["axes"]) != tuple(range(n - len(e.params["axes"]), n))]
 
-    def _prefill_runs(self) -> list:
+    def prefill_runs(self) -> list:
         """(arena, start, end, value) per run of prefilled slots (same arena and value): the
         Python driver fills each with one NumPy slice assignment before the call, which costs
         no compile time (a fill loop in the program costs ~35 ms)."""
@@ -735,177 +734,11 @@ class _Emitter:
 
     # --- the module ----------------------------------------------------------------------------
 
-    def _whole_program(self, arg_names) -> list[str]:
-        return [f"@numba.njit(cache=True, no_cfunc_wrapper=True, error_model='numpy', "
-                f"fastmath={FASTMATH})",
-                f"def {self.name}({', '.join(arg_names)}):", *self._hoist_addresses(self.lines),
-                ""]
-
-    def _hoist_addresses(self, body: list[str]) -> list[str]:
-        """Read each argument's address once, at the top of a function body, instead of at
-        every BLAS call and slot (`a_float32.ctypes.data + 1024`: two attribute lookups that
-        Numba types, lowers and deletes each time). Inputs, outputs, constants and arenas are
-        never rebound (only the scratch buffers of loop carries swap), so this is exact."""
-        hoisted, body = [], list(body)
-        fixed = [a.name for a in self.args if a.role != "temp"]
-        for name in fixed + sorted(spec.name for spec in self.shared.arenas.values()):
-            attribute, variable = f"{name}.ctypes.data", f"p_{name}"
-            if any(attribute in line for line in body):
-                body = [line.replace(attribute, variable) for line in body]
-                hoisted.append(f"{INDENT}{variable} = {attribute}")
-        return hoisted + body
-
-    def _split_program(self, arg_names) -> list[str]:
-        """One compiled function per step, and a Python `program` that runs (and times) them."""
-        signature = ", ".join(arg_names)
-        out = ["import time", "", "TIMINGS = None  # set to a list to record each step's time",
-               ""]
-        for k, info in enumerate(self.steps):
-            start, end = info.lines
-            views = [line for index, line in self.view_lines if index < start]
-            out += [f"@numba.njit(cache=True, no_cfunc_wrapper=True, error_model='numpy', "
-                    f"fastmath={FASTMATH})",
-                    f"def step_{k}({signature}):",
-                    *self._hoist_addresses(views + self.lines[start:end]), "    return 0", "",
-                    ""]
-        out.append(f"STEPS = [{', '.join(f'step_{k}' for k in range(len(self.steps)))}]")
-        out += ["", "", f"def {self.name}(*args):",
-                "    if TIMINGS is None:",
-                "        for step in STEPS:",
-                "            step(*args)",
-                "        return 0",
-                "    for step in STEPS:",
-                "        start = time.perf_counter()",
-                "        step(*args)",
-                "        TIMINGS.append(time.perf_counter() - start)",
-                "    return 0", ""]
-        return out
-
-    def _driver(self, arg_names, output_atoms) -> list[str]:
-        return _driver_lines(self.args, output_atoms, len(self.blas), self.name,
-                             self._prefill_runs())
-
     def _module(self, output_atoms) -> Generated:
+        from fnbrrr.jit.module_source import assemble_module
+
         self.shared.output_atoms = output_atoms
-        from fnbrrr.jit.blas import gemm_function_name
-
-        arg_names = [a.name for a in self.args] + [f"blas_{d}" for d in sorted(self.blas)]
-        header = [
-            '"""Generated by fnbrrr.jit: one compiled function for the whole program."""',
-            # The modules this one inlines from: their digest is part of the disk-cache key,
-            # so a changed helper never leaves a stale compiled kernel behind.
-            f"# helpers digest: {helpers_digest()}",
-            "import numba",
-            "import numpy as np",
-            "",
-        ]
-        if self.math_used:
-            header.append(f"from fnbrrr.jit.mathlib import {', '.join(sorted(self.math_used))}")
-        if self.helpers_used:
-            header.append(f"from fnbrrr.jit.kernels import {', '.join(sorted(self.helpers_used))}")
-        if self.blas:
-            names = sorted({gemm_function_name(d) for d in self.blas})
-            header.append(f"from fnbrrr.jit.blas import {', '.join(names)}")
-        for fallback, (prim, _, _) in self.fallbacks.items():
-            header += ["", "", f"def {fallback}(*arrays):",
-                       f"    fallback_call({prim.name!r}, {fallback!r}, __name__, arrays)"]
-        if self.fallbacks:
-            header.insert(4, "from fnbrrr.jit.runtime import fallback_call")
-        ir_text = self.ir_text.replace("\n", "\n# ")
-        program = self._split_program(arg_names) if self.split else self._whole_program(arg_names)
-        constants, program = _hoist_constants(program)
-        body = [
-            "", "",
-            "# The program (after inlining, constant folding, simplification, CSE and DCE):",
-            "# " + ir_text,
-            *constants,
-            *program,
-        ]
-        source = "\n".join(header + body + self._driver(arg_names, output_atoms))
-        source = source.replace("gemm_call_f32(", f"{gemm_function_name('float32')}(") \
-            .replace("gemm_call_f64(", f"{gemm_function_name('float64')}(")
-        key = hashlib.sha256(source.encode()).hexdigest()[:20]
-        return Generated(source, self.args, output_atoms, tuple(sorted(self.blas)),
-                         self.fallbacks, key, list(self.shared.extra_consts), self.steps)
-
-
-def _driver_lines(args, output_atoms, n_blas, name, fills=()) -> list[str]:
-    """The Python driver: allocate outputs, take intermediates from the pool, start the
-    reductions that accumulate in place (`fills`: (arena, start, end, value)), call, return."""
-    inputs = [a for a in args if a.role == "input"]
-    consts = [a for a in args if a.role == "const"]
-    temps = [a for a in args if a.role == "temp"]
-    outputs = [a for a in args if a.role == "output"]
-    lines = ["", "",
-             "def new_temps():",
-             '    """Buffers for the intermediates of one call (reused through a pool)."""',
-             "    return [" + ", ".join(f"np.empty({t.shape!r}, np.{t.dtype.name})"
-                                      for t in temps) + "]",
-             "", "",
-             "def call(inputs, consts, pool, blas):",
-             '    """Run the program on C-contiguous NumPy inputs; returns fresh outputs."""']
-    for i, a in enumerate(inputs):
-        lines.append(f"    {a.name} = inputs[{i}]")
-    for i, a in enumerate(consts):
-        lines.append(f"    {a.name} = consts[{i}]")
-    if temps:
-        lines.append("    temps = pool.pop() if pool else new_temps()")
-        lines.append(f"    {', '.join(t.name for t in temps)}, = temps")
-    for arena, start, end, value in fills:
-        lines.append(f"    {arena}[{start}:{end}] = {value}  # reductions over leading axes")
-    for o in outputs:
-        lines.append(f"    {o.name} = np.empty({o.shape!r}, np.{o.dtype.name})")
-    blas = [f"blas[{i}]" for i in range(n_blas)]
-    lines.append(f"    {name}({', '.join([a.name for a in args] + blas)})")
-    if temps:
-        lines.append("    pool.append(temps)")
-    results = []
-    for kind, where in output_atoms:
-        if kind == "buffer":
-            results.append(where)
-        elif kind == "input":
-            results.append(f"np.array({inputs[where].name})")
-        elif kind == "const":
-            results.append(f"np.array({consts[where].name})")
-        else:
-            results.append(f"np.array({literal(where, np.asarray(where).dtype)})")
-    lines.append(f"    return [{', '.join(results)}]")
-    return lines
-
-
-@functools.cache
-def helpers_digest() -> str:
-    """A hash of the modules generated code imports and inlines (mathlib, kernels, blas)."""
-    from fnbrrr.jit import blas, kernels
-
-    digest = hashlib.sha256(mathlib.SOURCE_DIGEST.encode())
-    for module in (kernels, blas):
-        with open(module.__file__, "rb") as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
-_CONSTANT_CALL = re.compile(
-    r"np\.(float16|float32|float64|u?int8|u?int16|u?int32|u?int64)\("
-    r"(-?(?:np\.inf|np\.nan|[0-9][0-9.e+-]*))\)")
-
-
-def _hoist_constants(lines: list[str]) -> tuple[list[str], list[str]]:
-    """Typed constants such as `np.float32(0.5)` become module globals, which Numba freezes
-    as constants: a call typed and lowered at every use costs ~2 ms of compile time each."""
-    names: dict[str, str] = {}
-
-    def name(match) -> str:
-        text = match.group(0)
-        if text not in names:
-            names[text] = f"{match.group(1).upper()}_{len(names)}"
-        return names[text]
-
-    lines = [line if line.lstrip().startswith("#") else _CONSTANT_CALL.sub(name, line)
-             for line in lines]
-    constants = ["# Typed constants (globals are compile-time constants to Numba)"] if names else []
-    constants += [f"{n} = {text}" for text, n in names.items()] + ["", ""] * bool(names)
-    return constants, lines
+        return assemble_module(self, output_atoms)
 
 
 def _offset_element(array: str, offset: int, index: str) -> str:

@@ -620,3 +620,20 @@ def test_compiled_argsort_is_stable_and_puts_nans_last(dtype, shape, axis):
         x[rng.random(shape) < 0.2] = np.nan
     got = fnbrrr.jit(lambda a: jnp.argsort(a, axis=axis))(x)
     np.testing.assert_array_equal(np.asarray(got), np.argsort(x, axis=axis, kind="stable"))
+
+
+def test_the_disk_cache_key_ignores_source_locations():
+    # Comments in the generated module name the user's lines; editing lines above a jitted
+    # function must not recompile it in the next process.
+    def f(x):
+        return jnp.tanh(x) * 2.0 + 1.0
+
+    namespace = {"jnp": jnp}
+    exec("\n" * 7 + "def g(x):\n    return jnp.tanh(x) * 2.0 + 1.0\n", namespace)
+    x = np.ones(3, np.float32)
+    first = fnbrrr.jit(f).lower(x).generated
+    moved = fnbrrr.jit(namespace["g"]).lower(x).generated
+    assert first.source != moved.source  # the comments differ
+    assert first.key == moved.key
+    other = fnbrrr.jit(lambda x: jnp.tanh(x) * 3.0 + 1.0).lower(x).generated
+    assert other.key != first.key

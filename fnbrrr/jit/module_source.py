@@ -117,9 +117,23 @@ def assemble_module(em, output_atoms) -> Generated:
     source = "\n".join(header + body + _driver(em, output_atoms))
     source = source.replace("gemm_call_f32(", f"{gemm_function_name('float32')}(") \
         .replace("gemm_call_f64(", f"{gemm_function_name('float64')}(")
-    key = hashlib.sha256(source.encode()).hexdigest()[:20]
     return Generated(source, em.args, output_atoms, tuple(sorted(em.blas)),
-                     em.fallbacks, key, list(em.shared.extra_consts), em.steps)
+                     em.fallbacks, cache_key(source), list(em.shared.extra_consts), em.steps)
+
+
+def cache_key(source: str) -> str:
+    """The disk-cache key of a generated module: a hash of its code, comments left out.
+
+    Comments name the user's source line of every equation, and adding a line above a jitted
+    function must not recompile it in the next process (JAX's cache key leaves locations out
+    too). The helpers' digest, a comment in the module, is hashed explicitly. Two programs
+    that differ only in comments share the file on disk, whose comments are then the first
+    one's; `Lowered.as_text()` always shows the program's own.
+    """
+    code = [line.split("  # ")[0].rstrip() for line in source.splitlines()
+            if not line.lstrip().startswith("#")]
+    text = helpers_digest() + "\n" + "\n".join(code)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def driver_lines(args, output_atoms, n_blas, name, fills=()) -> list[str]:

@@ -118,11 +118,14 @@ def assemble_module(em, output_atoms) -> Generated:
     source = source.replace("gemm_call_f32(", f"{gemm_function_name('float32')}(") \
         .replace("gemm_call_f64(", f"{gemm_function_name('float64')}(")
     return Generated(source, em.args, output_atoms, tuple(sorted(em.blas)),
-                     em.fallbacks, cache_key(source), list(em.shared.extra_consts), em.steps)
+                     em.fallbacks, cache_key(source, em.args, em.fallbacks),
+                     list(em.shared.extra_consts), em.steps)
 
 
-def cache_key(source: str) -> str:
-    """The disk-cache key of a generated module: a hash of its code, comments left out.
+def cache_key(source: str, args, fallbacks: dict) -> str:
+    """The disk-cache key of a generated module: a hash of its code, comments left out, of its
+    arguments' shapes and dtypes (the code alone may not name an input's dtype) and of the
+    parameters of its object-mode fallbacks (which the module looks up by name).
 
     Comments name the user's source line of every equation, and adding a line above a jitted
     function must not recompile it in the next process (JAX's cache key leaves locations out
@@ -132,7 +135,9 @@ def cache_key(source: str) -> str:
     """
     code = [line.split("  # ")[0].rstrip() for line in source.splitlines()
             if not line.lstrip().startswith("#")]
-    text = helpers_digest() + "\n" + "\n".join(code)
+    signature = [(a.name, tuple(a.shape), str(a.dtype), a.role) for a in args]
+    bridged = [(name, prim.name, repr(params)) for name, (prim, params, _) in fallbacks.items()]
+    text = "\n".join([helpers_digest(), repr(signature), repr(bridged), *code])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

@@ -287,6 +287,8 @@ def test_public_names_are_exported():
         "fnbrrr.numpy._shape",
         "fnbrrr.numpy._linalg",
         "fnbrrr.numpy._indexing",
+        "fnbrrr.numpy._index_update",
+        "fnbrrr.numpy._take",
         "fnbrrr.numpy._dtypes",
         "fnbrrr.numpy.linalg",
     ],

@@ -172,15 +172,7 @@ from fnbrrr.numpy._elementwise import (
     trunc,
     where,
 )
-from fnbrrr.numpy._indexing import (
-    NonConcreteBooleanIndexError,
-    argwhere,
-    extract,
-    flatnonzero,
-    nonzero,
-    take,
-    take_along_axis,
-)
+from fnbrrr.numpy._indexing import NonConcreteBooleanIndexError
 from fnbrrr.numpy._linalg import (
     dot,
     einsum,
@@ -266,6 +258,14 @@ from fnbrrr.numpy._shape import (
     vstack,
 )
 from fnbrrr.numpy._shape import broadcast_shapes_public as broadcast_shapes
+from fnbrrr.numpy._take import (
+    argwhere,
+    extract,
+    flatnonzero,
+    nonzero,
+    take,
+    take_along_axis,
+)
 
 ndarray = _core.Array
 """The array type (`isinstance(x, jnp.ndarray)`), the same as `fnbrrr.Array`."""

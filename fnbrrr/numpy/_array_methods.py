@@ -15,11 +15,13 @@ from fnbrrr import lax
 from fnbrrr.numpy import (
     _creation,
     _elementwise,
+    _index_update,
     _indexing,
     _linalg,
     _reductions,
     _shape,
     _sorting,
+    _take,
 )
 from fnbrrr.numpy._promotion import (
     _CONST_CACHE,
@@ -159,7 +161,7 @@ def _getitem(self, idx):
 
 def _at(self):
     """Functional updates: `x.at[idx].set(v)`, `.add(v)`, `.multiply(v)`, `.get()`."""
-    return _indexing._IndexUpdateHelper(self)
+    return _index_update._IndexUpdateHelper(self)
 
 
 def _T(self):
@@ -203,7 +205,7 @@ def _method(fn, name: str, doc: str | None = None):
 
 
 def _methods() -> dict:
-    e, r, s, i = _elementwise, _reductions, _shape, _indexing
+    e, r, s, i = _elementwise, _reductions, _shape, _take
     methods = {
         "__neg__": lambda self: e.negative(self),
         "__pos__": lambda self: self,

@@ -716,7 +716,7 @@ def where(condition, x=None, y=None, /, *, size=None, fill_value=None):
         Array([1., 0.], dtype=float32, weak_type=True)
     """
     if x is None and y is None:
-        from fnbrrr.numpy._indexing import nonzero
+        from fnbrrr.numpy._take import nonzero
 
         return nonzero(condition, size=size, fill_value=fill_value)
     if x is None or y is None:

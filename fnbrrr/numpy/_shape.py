@@ -526,7 +526,7 @@ def repeat(a, repeats, axis: int | None = None, *, total_repeat_length=None):
         )
     if (reps < 0).any():
         raise ValueError("repeat: repeats may not be negative")
-    from fnbrrr.numpy._indexing import take
+    from fnbrrr.numpy._take import take
 
     index = np.repeat(np.arange(s[ax], dtype=default_int()), reps)
     return take(a, index, axis=ax)

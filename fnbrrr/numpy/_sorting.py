@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fnbrrr._prims.sorting import argsort as _argsort_primitive
-from fnbrrr.numpy._indexing import take_along_axis
 from fnbrrr.numpy._promotion import to_array
+from fnbrrr.numpy._take import take_along_axis
 
 
 def argsort(a, axis: int | None = -1, *, stable: bool = True, descending: bool = False):

@@ -320,6 +320,13 @@ class _Emitter:
     def emit(self, line: str, depth: int = 1) -> None:
         self.lines.append(INDENT * (depth + self.base_depth) + line)
 
+    def emit_lines(self, lines: list[str], depth: int = 1) -> None:
+        """Emit lines a kernel wrote (their own indentation kept), noting the helpers they
+        call so the module imports them."""
+        for line in lines:
+            self._note_helpers(line)
+            self.emit(line, depth)
+
     def run(self) -> Generated:
         output_atoms = self._declare_buffers()
         self._emit_steps()
@@ -372,7 +379,7 @@ class _Emitter:
         """
         from fnbrrr.jit import passes
         from fnbrrr.jit.fusion import plan_fusion
-        from fnbrrr.jit.kernels import assign_whole
+        from fnbrrr.jit.kernels import assign_atom
 
         jaxpr, consts = passes.optimize(closed.jaxpr, closed.consts)
         plan = plan_fusion(jaxpr)
@@ -391,15 +398,8 @@ class _Emitter:
                 child._slot(var)
         child._emit_steps()
         for var, out in copies:
-            if type(var) is Literal:
-                lines = assign_whole(child.names, out, "", var.aval,
-                                     value=literal(var.val, var.aval.dtype))
-            else:
-                lines = assign_whole(child.names, out, child.array(var), var.aval)
-            if lines:
-                self.helpers_used.add("_view")
-            for line in lines:
-                child.emit(line)
+            source = "" if type(var) is Literal else child.array(var)
+            child.emit_lines(assign_atom(child.names, out, source, var))
 
     def _is_reshape_output(self, var: Var) -> bool:
         eqn = self._producer(var)
@@ -711,9 +711,7 @@ class _Emitter:
         lines = list(eqn.primitive.lower.emit(ctx, eqn, ins, outs))
         text = "\n".join(lines)
         define_views(lambda name: re.search(rf"\b{name}\b", text) is not None)
-        for line in lines:
-            self._note_helpers(line)
-            self.emit(line)
+        self.emit_lines(lines)
 
     def _kernel_operand(self, atom, pending: dict) -> str:
         """The array name a kernel sees; for an arena slot without a view yet, a name whose

@@ -12,7 +12,7 @@ iteration (PERF.md fact 5).
 from __future__ import annotations
 
 from fnbrrr.core import Literal
-from fnbrrr.jit.kernels import assign_whole
+from fnbrrr.jit.kernels import assign_atom
 from fnbrrr.jit.lowering import Kernel, literal
 
 
@@ -39,17 +39,9 @@ def _step_slices(em, ctx, arrays, avals, index: str, depth: int, reading: bool):
     return views, after
 
 
-def _copy(em, ctx, dst: str, src: str, atom_or_aval, depth: int = 1) -> None:
-    """`dst[...] = src` as loops (`assign_whole`); a literal source becomes a fill."""
-    if type(atom_or_aval) is Literal:
-        lines = assign_whole(ctx, dst, src, atom_or_aval.aval,
-                             value=literal(atom_or_aval.val, atom_or_aval.aval.dtype))
-    else:
-        lines = assign_whole(ctx, dst, src, getattr(atom_or_aval, "aval", atom_or_aval))
-    if lines:
-        em.helpers_used.add("_view")
-    for line in lines:
-        em.emit(line, depth)  # loop bodies carry their own extra indentation
+def _copy(em, ctx, dst: str, src: str, atom, depth: int = 1) -> None:
+    """`dst[...] = src` for the value `atom`, as loops (`assign_atom`)."""
+    em.emit_lines(assign_atom(ctx, dst, src, atom), depth)
 
 
 def _swap(em, current: list[str], following: list[str], depth: int) -> None:
@@ -82,8 +74,8 @@ def _emit_scan(ctx, eqn, ins, outs):
     for line in y_stores:
         em.emit(line, 2)
     _swap(em, current, following, 2)
-    for out, buf, aval in zip(outs[:n_carry], current, carry_avals):
-        _copy(em, ctx, out, buf, aval)
+    for out, buf, var in zip(outs[:n_carry], current, eqn.outvars):
+        _copy(em, ctx, out, buf, var)
     return []
 
 
@@ -119,8 +111,8 @@ def _emit_while(ctx, eqn, ins, outs):
     em.emit("break", 3)
     em.emit_subprogram(body, list(body_consts) + current, following, 2)
     _swap(em, current, following, 2)
-    for out, buf, aval in zip(outs, current, avals):
-        _copy(em, ctx, out, buf, aval)
+    for out, buf, var in zip(outs, current, eqn.outvars):
+        _copy(em, ctx, out, buf, var)
     return []
 
 

@@ -325,11 +325,6 @@ def _emit_concatenate(ctx, eqn, ins, outs):
     return lines
 
 
-def _copy_whole(ctx, dst: str, src: str, atom) -> list[str]:
-    """`dst[...] = src` for C-contiguous arrays of `atom`'s shape, as a flat loop."""
-    return _flat_copy(ctx, dst, src, _prod(atom.aval.shape))
-
-
 def assign_whole(ctx, dst: str, src: str, aval, value: str | None = None) -> list[str]:
     """`dst[...] = src`, or `dst[...] = value` for a scalar expression, as loops.
 
@@ -347,6 +342,16 @@ def assign_whole(ctx, dst: str, src: str, aval, value: str | None = None) -> lis
     flat, q = ctx.fresh("c"), ctx.fresh("q")
     return [f"{flat} = _view({dst}, 0, {aval.size})", f"for {q} in range({aval.size}):",
             f"{INDENT}{flat}[{q}] = {value}"]
+
+
+def assign_atom(ctx, dst: str, src: str, atom) -> list[str]:
+    """`dst[...] = atom` as loops (`assign_whole`): a copy of the array `src` holding `atom`,
+    or a fill when `atom` is a literal."""
+    from fnbrrr.core import Literal
+
+    if type(atom) is Literal:
+        return assign_whole(ctx, dst, src, atom.aval, value=literal(atom.val, atom.aval.dtype))
+    return assign_whole(ctx, dst, src, atom.aval)
 
 
 def _scalar(name: str, atom) -> str:
@@ -414,7 +419,7 @@ def _emit_scatter(combine: str | None):
         mode = eqn.params["mode"]
         batch_shape = indices.aval.shape[:-1]
         rest_shape = [s for d, s in enumerate(operand.aval.shape) if d not in axes]
-        lines = _copy_whole(ctx, outs[0], ins[0], operand)
+        lines = assign_whole(ctx, outs[0], ins[0], operand.aval)
         loop_lines, bidx, depth = _loops(batch_shape, "g", ctx)
         lines += loop_lines
         coords = _gather_coords(ctx, lines, depth, ins[1], bidx, axes, operand.aval.shape, mode)
@@ -457,7 +462,7 @@ def _emit_dynamic_slice(ctx, eqn, ins, outs):
 def _emit_dynamic_update_slice(ctx, eqn, ins, outs):
     operand, update, *starts = eqn.inputs
     sizes = update.aval.shape
-    lines = _copy_whole(ctx, outs[0], ins[0], operand)
+    lines = assign_whole(ctx, outs[0], ins[0], operand.aval)
     s = _clamped_starts(ctx, lines, ins[2:], starts, operand.aval.shape, sizes)
     loop_lines, index, depth = _loops(sizes, "w", ctx)
     target = [f"{a} + {i}" for a, i in zip(s, index)]

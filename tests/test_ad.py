@@ -528,6 +528,9 @@ def test_derivatives_keep_the_weak_type_of_python_scalars_as_in_jax():
     # a weak gradient promotes like the Python float it stands for
     assert (g(3.0) * np.float16(1)).dtype == np.float16
     assert fnbrrr.jacrev(lambda a: a ** 3)(2.0).weak_type
+    assert fnbrrr.jacfwd(lambda a: a ** 3)(2.0).weak_type
+    assert fnbrrr.vjp(lambda a: a * a, 3.0)[1](1.0)[0].weak_type
+    assert fnbrrr.linearize(lambda a: a * a, 3.0)[1](1.0).weak_type
     hess = fnbrrr.hessian(lambda p: jnp.sum(p["a"] ** 3) * p["b"])(
         {"a": jnp.ones(2), "b": 2.0})
     assert hess["b"]["b"].weak_type and not hess["a"]["a"].weak_type

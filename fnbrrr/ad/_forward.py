@@ -14,6 +14,7 @@ from fnbrrr.ad._helpers import (
     _avals,
     _checked_inputs,
     _concrete,
+    _derivatives_out,
     _flatten_fun,
     _fun_name,
     _instantiate,
@@ -21,7 +22,6 @@ from fnbrrr.ad._helpers import (
     _is_float,
     _LazyPaths,
     _strip_tracers,
-    _with_weak_types,
     _zeros,
 )
 from fnbrrr.ad_util import Zero
@@ -149,8 +149,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
     flat_p, flat_t, in_tree = _flatten_jvp_args(fun, primals, tangents)
     flat_fun, store = _flatten_fun(fun, in_tree, has_aux)
     out_p, out_t, main = _jvp_core(flat_fun, flat_p, flat_t)
-    out_avals = _avals(out_p)
-    out_t = _with_weak_types(_instantiate_all(out_t, out_avals), out_avals)
+    out_t = _derivatives_out(out_t, _avals(out_p))
     out_tree = store["out_tree"]
     result = (
         tree_unflatten(out_tree, [_as_array(p) for p in out_p]),
@@ -235,7 +234,7 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
     Example:
       >>> y, f_jvp = linearize(jnp.sin, 0.5)
       >>> f_jvp(2.0)   # 2 * cos(0.5)
-      Array(1.7551651, dtype=float32)
+      Array(1.7551651, dtype=float32, weak_type=True)
     """
     name = _fun_name(fun)
     flat_p, in_tree = tree_flatten(primals)
@@ -256,8 +255,10 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
             _instantiate(_check_tangent_arg(p, t, paths, i, "linearized function"), get_aval(p))
             for i, (p, t) in enumerate(zip(flat_p, flat_t))
         ]
-        return tree_unflatten(out_tree, core.eval_jaxpr(jaxpr, consts, *flat_t))
+        out_t = core.eval_jaxpr(jaxpr, consts, *flat_t)
+        return tree_unflatten(out_tree, _derivatives_out(out_t, out_avals))
 
+    out_avals = _avals(out_p)
     return tree_unflatten(out_tree, [_as_array(p) for p in out_p]), f_jvp
 
 

@@ -13,13 +13,12 @@ from fnbrrr.ad._helpers import (
     _as_array,
     _avals,
     _checked_inputs,
+    _derivatives_out,
     _flatten_fun,
     _fun_name,
-    _instantiate_all,
     _is_float,
     _LazyPaths,
     _strip_tracers,
-    _with_weak_types,
 )
 from fnbrrr.ad._reverse import _vjp_core
 from fnbrrr.core import ArrayImpl, get_aval
@@ -103,8 +102,7 @@ def _value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, what):
         outs, backward, main = _vjp_core(flat_fun, flat)
         out = _check_scalar_output(outs, store["out_tree"], name, what)
         seed = ArrayImpl(np.ones((), get_aval(out).dtype), False)
-        avals = _avals(flat)
-        grads = _with_weak_types(_instantiate_all(backward([seed]), avals), avals)
+        grads = _derivatives_out(backward([seed]), _avals(flat))
         g = _unflatten_inner(in_tree, grads, multiple)
         value = _as_array(out)
         if has_aux:

@@ -47,19 +47,23 @@ def _instantiate_all(ts: Sequence, avals: Sequence[ShapedArray]) -> list:
     return [_instantiate(t, a) for t, a in zip(ts, avals)]
 
 
-def _with_weak_types(grads: list, avals: list) -> list:
-    """Derivatives with the weak types of the values they belong to, as in JAX: d/dx at a
-    Python float is a weakly typed float32 (which then promotes like the float it stands for),
-    and so is the tangent of an output that is weakly typed."""
+def _derivatives_out(ts: Sequence, avals: Sequence[ShapedArray]) -> list:
+    """The derivatives that grad/jvp/vjp/linearize/the Jacobians hand back to their caller:
+    real arrays, weakly typed where the value they belong to is, as in JAX (d/dx at a Python
+    float is a weakly typed float32, which then promotes like the float it stands for). An
+    integer value's float0 tangent stays as it is. Only at the API's edge: inside a loop's
+    derivative rules the conversion would be an operation per step."""
     from fnbrrr._prims.elementwise import convert_element_type
 
-    def weak(g, aval):
-        g_aval = get_aval(g)  # an integer value's float0 tangent stays as it is
-        if aval.weak_type and not g_aval.weak_type and g_aval.dtype == aval.dtype:
-            return convert_element_type(g, aval.dtype, weak_type=True)
-        return g
+    def typed(t, aval):
+        t = _instantiate(t, aval)
+        if aval.weak_type:
+            t_aval = get_aval(t)
+            if not t_aval.weak_type and t_aval.dtype == aval.dtype:
+                return convert_element_type(t, aval.dtype, weak_type=True)
+        return t
 
-    return [weak(g, a) for g, a in zip(grads, avals)]
+    return [typed(t, a) for t, a in zip(ts, avals)]
 
 
 def _avals(xs: Sequence) -> list[ShapedArray]:

@@ -13,13 +13,12 @@ from fnbrrr.ad._forward import _jvp_core
 from fnbrrr.ad._grad import _check_argnums, _split_args, _unflatten_inner
 from fnbrrr.ad._helpers import (
     _avals,
+    _derivatives_out,
     _flatten_fun,
     _fun_name,
-    _instantiate_all,
     _lax,
     _strip_tracers,
     _vmap,
-    _with_weak_types,
 )
 from fnbrrr.ad._reverse import _vjp_core
 from fnbrrr.core import ArrayImpl, ShapedArray, get_aval
@@ -114,7 +113,7 @@ def _pushfwd(flat_fun, flat_in, store, has_aux):
     def pushfwd(*tangents):
         out_p, out_t, main = _jvp_core(flat_fun, flat_in, tangents)
         store["out_avals"] = _avals(out_p)
-        out_t = _instantiate_all(out_t, store["out_avals"])
+        out_t = _derivatives_out(out_t, store["out_avals"])
         aux = _strip_tracers(store["aux"], main) if has_aux else None
         return out_t, aux
 
@@ -156,8 +155,8 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         out_avals = _avals(outs)
         total, basis = _std_basis(out_avals)
 
-        def pullback(*cts):  # cotangents with the inputs' types, weak ones included
-            return _with_weak_types(_instantiate_all(backward(cts), inputs.avals), inputs.avals)
+        def pullback(*cts):
+            return _derivatives_out(backward(cts), inputs.avals)
 
         rows_per_in = _vmap(pullback)(*basis)
 

@@ -12,6 +12,7 @@ from fnbrrr.ad._helpers import (
     _avals,
     _checked_inputs,
     _concrete,
+    _derivatives_out,
     _flatten_fun,
     _fun_name,
     _instantiate_all,
@@ -247,7 +248,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False) -> tuple:
 
     def vjp_fn(ct):
         flat_ct = _check_cotangent_arg(ct, out_tree, out_avals, name)
-        return tree_unflatten(in_tree, _instantiate_all(backward(flat_ct), in_avals))
+        return tree_unflatten(in_tree, _derivatives_out(backward(flat_ct), in_avals))
 
     out = tree_unflatten(out_tree, outs)
     if has_aux:

@@ -784,6 +784,19 @@ def test_reshape_errors():
         jnp.reshape(x, (2, 3.0))
 
 
+def test_shapes_and_axes_given_as_integer_arrays_are_accepted_when_concrete():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = jnp.asarray(a)
+    check(jnp.reshape(x, np.array([3, 2])), a.reshape(3, 2))
+    check(x.reshape(jnp.array([3, 2])), a.reshape(3, 2))
+    check(jnp.transpose(x, np.array([1, 0])), a.T)
+    check(x.transpose(np.array([1, 0])), a.T)
+    check(jnp.broadcast_to(jnp.float32(1.0), np.array([2, 2])), np.ones((2, 2), np.float32))
+    assert jnp.zeros(np.array([2, 3])).shape == (2, 3)
+    with pytest.raises(TypeError, match="static"):  # a traced shape cannot be one
+        fnbrrr.jit(lambda v, s: jnp.reshape(v, s))(x, jnp.array([3, 2]))
+
+
 @given(hnp.array_shapes(min_dims=1, max_dims=4, max_side=3), st.data())
 def test_transpose_swapaxes_moveaxis(shape, data):
     a = np.arange(math.prod(shape), dtype=np.float32).reshape(shape)

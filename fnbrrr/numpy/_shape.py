@@ -34,9 +34,11 @@ class ReshapeError(TypeError, ValueError):
 
 
 def _as_shape(name: str, shape) -> tuple[int, ...]:
-    """An int or a sequence of ints (or concrete 0-d arrays) as a tuple of Python ints."""
+    """An int, a sequence of ints or a 1-d integer array (concrete) as a tuple of Python ints."""
     if isinstance(shape, (list, tuple)):
         items = shape
+    elif np.ndim(shape) == 1:  # a NumPy array of ints, as JAX accepts
+        items = list(shape)
     else:
         items = (shape,)
     try:

@@ -181,6 +181,24 @@ def test_shapes_are_static_inside_the_trace():
     assert f(jnp.ones((2, 3))).shape == (6,)
 
 
+def test_a_reshaped_output_that_the_program_also_reads_is_read_before_the_final_copy():
+    # Found by a random-program fuzzer: reshaped outputs are copied after the last step, and
+    # readers used to read the not-yet-filled output buffer.
+    def scalar_case(x):
+        m = jnp.mean(x).reshape(1, 1)
+        return m, jnp.power(jnp.abs(x) + 0.5, jnp.clip(m, -2.0, 2.0))
+
+    def row_case(x):  # the reduction sits in a row nest with its readers
+        s = jnp.sum(jnp.exp(x), axis=1).reshape(-1, 1)
+        return s, jnp.log(s) - x, jnp.exp(x) / s
+
+    rng = np.random.default_rng(0)
+    for f, shape in ((scalar_case, (1, 4)), (row_case, (96, 10))):
+        x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+        for got, want in zip(fnbrrr.jit(f)(x), f(x)):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
 def test_inputs_are_never_mutated_and_results_are_fresh():
     x_np = np.arange(6, dtype=np.float32)
     x = jnp.asarray(x_np)

@@ -98,6 +98,7 @@ def lowering_kind(eqn: Eqn) -> str:
 
 def plan_fusion(jaxpr: Jaxpr) -> Plan:
     """Group `jaxpr`'s equations into fused loops and kernel steps (see the module doc)."""
+    jaxpr = _give_read_output_reshapes_a_twin(jaxpr)
     producer: dict[Var, object] = {}  # Var -> group/step that computes it
     remaps: dict[Var, Eqn] = {}
     group_of: dict[Var, LoopGroup] = {}
@@ -138,6 +139,29 @@ def plan_fusion(jaxpr: Jaxpr) -> Plan:
     materialized = _materialized_values(jaxpr, steps, producer, remaps)
     steps = _nest_rows(steps, producer, remaps)
     return Plan(jaxpr, steps, materialized, remaps, group_of)
+
+
+def _give_read_output_reshapes_a_twin(jaxpr: Jaxpr) -> Jaxpr:
+    """A program output made by a reshape is copied into its output buffer after the last
+    step (its operand may still be computed in a row nest until then), so no equation may read
+    it from there. Equations that read one get a twin reshape of their own (a free view); the
+    output's reshape is then read only by the final copy."""
+    outputs = {a for a in jaxpr.outvars if type(a) is Var}
+    read = {a for e in jaxpr.eqns for a in e.inputs if type(a) is Var}
+    if not any(e.primitive.name == "reshape" and e.outvars[0] in outputs & read
+               for e in jaxpr.eqns):
+        return jaxpr
+    eqns: list[Eqn] = []
+    twin: dict[Var, Var] = {}
+    for eqn in jaxpr.eqns:
+        eqn = eqn._replace(inputs=[twin.get(a, a) if type(a) is Var else a
+                                   for a in eqn.inputs])
+        out = eqn.outvars[0] if eqn.outvars else None
+        if eqn.primitive.name == "reshape" and out in outputs & read:
+            twin[out] = Var(out.aval)
+            eqns.append(eqn._replace(outvars=[twin[out]]))
+        eqns.append(eqn)
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, jaxpr.outvars)
 
 
 def _root_source(var, remaps: dict):

@@ -7,8 +7,10 @@ XLA's dimension numbers, and enough for NumPy indexing):
 
 `indices` has shape batch_shape + (len(axes),); the result has shape batch_shape + the
 operand's shape without `axes`. Gathers clamp out-of-range coordinates; scatters either clamp
-(`mode="clip"`, used by the gather's transpose) or drop them (`mode="drop"`, NumPy-style
-`.at[]` updates), as JAX does.
+(`mode="clip"`) or drop them (`mode="drop"`, NumPy-style `.at[]` updates), as JAX does. A
+gather's `mode` says where the gradient of an out-of-range coordinate goes: to the clamped
+element (`"clip"`, the transpose of the forward pass) or nowhere (`"promise_in_bounds"`: the
+transposed scatter drops it, which is what JAX's `x[idx]` does).
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ def _rest_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(s for i, s in enumerate(shape) if i not in axes)
 
 
-def _gather_impl(operand, indices, *, axes):
+GATHER_MODES = ("clip", "promise_in_bounds")
+
+
+def _gather_impl(operand, indices, *, axes, mode="clip"):
     k = len(axes)
     moved = np.moveaxis(operand, axes, tuple(range(k)))
     coords = tuple(
@@ -72,22 +77,24 @@ def _check_indices(op: str, operand: ShapedArray, indices: ShapedArray, axes) ->
     return indices.shape[:-1] + _rest_shape(operand.shape, axes)
 
 
-def _gather_abstract_eval(operand: ShapedArray, indices: ShapedArray, *, axes):
+def _gather_abstract_eval(operand: ShapedArray, indices: ShapedArray, *, axes, mode="clip"):
+    if mode not in GATHER_MODES:
+        raise ValueError(f"gather: mode must be one of {GATHER_MODES}, got {mode!r}")
     shape = _check_indices("gather", operand, indices, axes)
     return ShapedArray(shape, operand.dtype, operand.weak_type)
 
 
-def _gather_jvp(primals, tangents, *, axes):
+def _gather_jvp(primals, tangents, *, axes, mode="clip"):
     operand, indices = primals
-    ans = gather(operand, indices, axes)
+    ans = gather(operand, indices, axes, mode)
     if is_zero(tangents[0]):
         return ans, Zero.like(ans)
-    return ans, gather(tangents[0], indices, axes)
+    return ans, gather(tangents[0], indices, axes, mode)
 
 
-def _gather_vjp(ct, ans, operand, indices, *, axes):
-    zeros = _zeros_like(operand)
-    return [scatter_add(zeros, indices, ct, axes, mode="clip"), None]
+def _gather_vjp(ct, ans, operand, indices, *, axes, mode="clip"):
+    scatter_mode = "clip" if mode == "clip" else "drop"
+    return [scatter_add(_zeros_like(operand), indices, ct, axes, mode=scatter_mode), None]
 
 
 def _with_batch_coordinate(indices, size: int):
@@ -97,20 +104,21 @@ def _with_batch_coordinate(indices, size: int):
     return concatenate([coord, indices], aval.ndim - 1)
 
 
-def _gather_batch(vals, dims, *, axes):
+def _gather_batch(vals, dims, *, axes, mode="clip"):
     from fnbrrr.batching import bdim_at_front, moveaxis
 
     (operand, indices), (d_op, d_idx) = vals, dims
     if d_idx is None:  # the batch axis becomes one of the "rest" axes of the result
         operand = moveaxis(operand, d_op, 0)
-        out = gather(operand, indices, tuple(a + 1 for a in axes))
+        out = gather(operand, indices, tuple(a + 1 for a in axes), mode)
         return out, get_aval(indices).ndim - 1
     size = get_aval(indices).shape[d_idx]
     indices = moveaxis(indices, d_idx, 0)
     if d_op is None:
-        return gather(operand, indices, axes), 0
+        return gather(operand, indices, axes, mode), 0
     operand = bdim_at_front(operand, d_op, size)
-    return gather(operand, _with_batch_coordinate(indices, size), (0, *(a + 1 for a in axes))), 0
+    indices = _with_batch_coordinate(indices, size)
+    return gather(operand, indices, (0, *(a + 1 for a in axes)), mode), 0
 
 
 gather_p.impl = _gather_impl
@@ -120,9 +128,17 @@ gather_p.vjp = _gather_vjp
 gather_p.batch = _gather_batch
 
 
-def gather(operand, indices, axes: Sequence[int]):
-    """Pick elements of `operand` along `axes` at integer `indices` (see the module doc)."""
-    return gather_p.bind(operand, indices, axes=tuple(int(a) for a in axes))
+def gather(operand, indices, axes: Sequence[int], mode: str = "clip"):
+    """Pick elements of `operand` along `axes` at integer `indices` (see the module doc).
+
+    Out-of-range coordinates are clamped; `mode="promise_in_bounds"` gives them no gradient
+    (JAX's `x[idx]`), `"clip"` sends it to the clamped element.
+
+    Example:
+        >>> gather(np.arange(5.0), np.array([[3], [9]], np.int32), (0,))
+        Array([3., 4.], dtype=float32)
+    """
+    return gather_p.bind(operand, indices, axes=tuple(int(a) for a in axes), mode=mode)
 
 
 # --- scatters ------------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ class _IndexUpdateRef:
             Array([ 0., -1.], dtype=float32)
         """
         _check_mode(mode, (None, "clip", "promise_in_bounds", "fill"))
-        out = getitem(self.array, self.index)
+        out = getitem(self.array, self.index, clamp=mode == "clip")
         if mode != "fill":
             return out
         x = to_array(self.array, "at[].get")

@@ -13,8 +13,10 @@ An index is first *parsed* into a plan (static work only: NumPy's rules, shapes,
   otherwise they go first.
 
 Out-of-range entries of index arrays are clamped by gather (after negative indices are
-normalised), as in JAX; so are out-of-range static ints (`x[5]` on 3 rows is `x[2]`, JAX's
-behaviour, where NumPy raises). Updates use the same plan in reverse (see `_index_update`).
+normalised), as in JAX, and, as in JAX, get no gradient (the gather's transpose drops them;
+`getitem(..., clamp=True)` sends it to the clamped element, JAX's `mode="clip"`). Out-of-range
+static ints are clamped too (`x[5]` on 3 rows is `x[2]`, JAX's behaviour, where NumPy raises).
+Updates use the same plan in reverse (see `_index_update`).
 """
 
 from __future__ import annotations
@@ -343,6 +345,8 @@ def index_columns(columns: list, batch_shape: tuple, clamp: bool):
 
     `columns` holds (value, positions, axis_size): value a NumPy int array or a traced int
     array, its axes placed at `positions` of the batch shape and broadcast along the others.
+    Negative entries count from the end; `clamp` then clips them into range, otherwise
+    out-of-range entries stay out of range (the gather clamps them, a scatter drops them).
     """
     nb = len(batch_shape)
     if not builtins.any(isinstance(v, Tracer) for v, _, _ in columns):
@@ -432,12 +436,15 @@ def _run_recipe(x, recipe):
     return lax.reshape(x, out_shape) if x.shape != out_shape else x
 
 
-def getitem(x, idx):
+def getitem(x, idx, *, clamp: bool = False):
     """`x[idx]` with NumPy semantics (see the module docstring).
 
     Args:
       x: an array (or array-like).
       idx: ints, slices, `...`, None, integer arrays, boolean masks, or a tuple of them.
+      clamp: clamp out-of-range index-array entries before the gather, so that their gradient
+        reaches the clamped element (JAX's `mode="clip"`); by default the value is the same
+        but their gradient is dropped, as in JAX.
 
     Returns:
       The indexed array (a new array; `x` is unchanged).
@@ -485,11 +492,11 @@ def getitem(x, idx):
     bshape = plan.bshape
     nb = len(bshape)
     columns = [(e.value, tuple(range(nb - e.value.ndim, nb)), shape[e.dim]) for e in adv]
-    indices = index_columns(columns, bshape, clamp=True)
+    indices = index_columns(columns, bshape, clamp=False)
     axes = tuple(e.dim for e in adv)
     if len(set(axes)) != len(axes):
         raise IndexError("an axis is indexed twice")
-    g = lax.gather(y, indices, axes)
+    g = lax.gather(y, indices, axes, "clip" if clamp else "promise_in_bounds")
     # g is bshape + (the sliced axes in order); NumPy puts bshape at the first advanced
     # position when the advanced indices are adjacent.
     if plan.adjacent:

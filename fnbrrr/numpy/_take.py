@@ -83,7 +83,8 @@ def take(
         idx = lax.rem(lax.add(lax.rem(idx, nn), nn), nn)
     else:
         idx = normalize_traced(idx, n)
-    g = lax.gather(a, lax.reshape(idx, idx.shape + (1,)), (ax,))
+    gather_mode = "clip" if mode == "clip" else "promise_in_bounds"
+    g = lax.gather(a, lax.reshape(idx, idx.shape + (1,)), (ax,), gather_mode)
     r = idx.ndim
     if ax:
         perm = tuple(range(r, r + ax)) + tuple(range(r)) + tuple(range(r + ax, g.ndim))
@@ -131,7 +132,7 @@ def take_along_axis(arr, indices, axis: int | None, mode=None, fill_value=None):
             view[d] = a.shape[d]
             index.append(np.arange(a.shape[d]).reshape(view))
     if mode in ("clip", "promise_in_bounds"):
-        return getitem(a, tuple(index))
+        return getitem(a, tuple(index), clamp=mode == "clip")
     if mode not in (None, "fill"):
         raise NotImplementedError(f"take_along_axis: mode {mode!r} is not supported")
     from fnbrrr.numpy._index_update import _IndexUpdateRef  # it imports this module

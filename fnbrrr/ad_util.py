@@ -23,6 +23,12 @@ from collections.abc import Callable
 from fnbrrr.core import Primitive, ShapedArray, get_aval
 
 
+class DifferentiationError(TypeError, ValueError):
+    """A derivative that cannot be taken as asked: reverse mode through a while_loop, or a
+    cotangent of the wrong dtype. JAX raises ValueError for these and fnbrrr used TypeError;
+    being both, it is caught by `except` clauses written for either."""
+
+
 class Zero:
     """A symbolic zero tangent or cotangent of the given abstract value."""
 

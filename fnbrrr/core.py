@@ -762,7 +762,10 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence, *args) -> list:
     env: dict[Var, Any] = {}
 
     def read(atom):
-        return atom.val if type(atom) is Literal else env[atom]
+        if type(atom) is Literal:
+            # A bare ndarray would read as strongly typed: `x * 2.0` would lose its weak type.
+            return ArrayImpl(atom.val, True) if atom.aval.weak_type else atom.val
+        return env[atom]
 
     if len(args) != len(jaxpr.invars):
         raise TypeError(f"eval_jaxpr: expected {len(jaxpr.invars)} arguments, got {len(args)}")

@@ -47,7 +47,7 @@ from fnbrrr import core, lax
 from fnbrrr import numpy as jnp
 from fnbrrr._prims.bits import threefry2x32
 from fnbrrr._prims.sorting import argsort
-from fnbrrr.dtypes import canonicalize
+from fnbrrr.dtypes import canonicalize, default_float, default_int
 
 Array = core.Array
 Shape = Sequence[int]
@@ -189,8 +189,8 @@ def fold_in(key: Array, data: int | Array) -> Array:
 
     Args:
       key: a key.
-      data: an integer (Python int, or a 0-d integer array, possibly traced); it is taken
-        modulo 2**32.
+      data: an integer: a Python int in [0, 2**32) (others raise OverflowError, as in
+        JAX), or a 0-d integer array, possibly traced, taken modulo 2**32.
 
     Returns:
       A new key (uint32, shape (2,)).
@@ -200,6 +200,8 @@ def fold_in(key: Array, data: int | Array) -> Array:
       True
     """
     key = _check_key(key, "fold_in")
+    if isinstance(data, int) and not isinstance(data, bool) and not 0 <= data < 2**32:
+        raise OverflowError(f"random.fold_in: Python integer {data} out of bounds for uint32")
     if isinstance(data, (int, np.integer)) and not isinstance(data, (bool, np.bool_)):
         data = jnp.asarray(np.uint32(int(data) % 2**32))
     else:
@@ -344,7 +346,7 @@ def _open_symmetric(key: Array, shape: tuple, dtype: np.dtype) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
-def uniform(key: Array, shape: Shape = (), dtype: DTypeLike = np.float32,
+def uniform(key: Array, shape: Shape = (), dtype: DTypeLike = float,
             minval: float | Array = 0.0, maxval: float | Array = 1.0) -> Array:
     """Uniform floats in [minval, maxval).
 
@@ -380,7 +382,7 @@ def _scaled(u: Array, minval: Array, maxval: Array) -> Array:
     return jnp.where(out < maxval, out, minval)
 
 
-def normal(key: Array, shape: Shape = (), dtype: DTypeLike = np.float32) -> Array:
+def normal(key: Array, shape: Shape = (), dtype: DTypeLike = float) -> Array:
     """Standard normal floats (mean 0, variance 1).
 
     Args:
@@ -406,7 +408,7 @@ def normal(key: Array, shape: Shape = (), dtype: DTypeLike = np.float32) -> Arra
 
 
 def truncated_normal(key: Array, lower: float | Array, upper: float | Array,
-                     shape: Shape | None = None, dtype: DTypeLike = np.float32) -> Array:
+                     shape: Shape | None = None, dtype: DTypeLike = float) -> Array:
     """Standard normal floats conditioned on lower <= x <= upper (inverse-CDF sampling).
 
     Args:
@@ -438,7 +440,7 @@ def truncated_normal(key: Array, lower: float | Array, upper: float | Array,
     return lax.convert_element_type(jnp.clip(z, lower, upper), dtype)
 
 
-def exponential(key: Array, shape: Shape = (), dtype: DTypeLike = np.float32) -> Array:
+def exponential(key: Array, shape: Shape = (), dtype: DTypeLike = float) -> Array:
     """Exponential floats with rate 1 (density exp(-x) on x >= 0): `-log(1 - u)`.
 
     Example:
@@ -451,7 +453,7 @@ def exponential(key: Array, shape: Shape = (), dtype: DTypeLike = np.float32) ->
     return lax.neg(lax.log1p(lax.neg(_unit(key, shape, dtype))))
 
 
-def gumbel(key: Array, shape: Shape = (), dtype: DTypeLike = np.float32) -> Array:
+def gumbel(key: Array, shape: Shape = (), dtype: DTypeLike = float) -> Array:
     """Standard Gumbel floats: `-log(-log(u))` with u in the open interval (0, 1).
 
     Example:
@@ -491,14 +493,14 @@ def bernoulli(key: Array, p: float | Array = 0.5, shape: Shape | None = None) ->
     key = _check_key(key, "bernoulli")
     p = jnp.asarray(p)
     if p.dtype.kind != "f":
-        p = p.astype(np.float32)
+        p = p.astype(default_float())
     shape = p.shape if shape is None else _canonical_shape(shape, "bernoulli")
     _check_broadcast("bernoulli", shape, p.shape)
     return _unit(key, shape, p.dtype) < p
 
 
 def randint(key: Array, shape: Shape, minval: int | Array, maxval: int | Array,
-            dtype: DTypeLike = np.int32) -> Array:
+            dtype: DTypeLike = int) -> Array:
     """Uniform integers in [minval, maxval).
 
     Two random words `hi, lo` are reduced as `(hi * 2**32 + lo) mod (maxval - minval)`,
@@ -577,7 +579,7 @@ def categorical(key: Array, logits: Array, axis: int = -1, shape: Shape | None =
     key = _check_key(key, "categorical")
     logits = jnp.asarray(logits)
     if logits.dtype.kind != "f":
-        logits = logits.astype(np.float32)
+        logits = logits.astype(default_float())
     if logits.ndim == 0:
         raise ValueError("random.categorical: logits must have at least one axis")
     axis = _normalize_axis(axis, logits.ndim, "categorical")
@@ -591,7 +593,7 @@ def categorical(key: Array, logits: Array, axis: int = -1, shape: Shape | None =
     noise_shape = (*prefix, *shape[len(prefix):axis + len(prefix)], logits.shape[axis],
                    *shape[axis + len(prefix):])
     noise = _gumbel(key, noise_shape, logits.dtype)
-    return jnp.argmax(noise + logits, axis=axis + len(prefix)).astype(np.int32)
+    return jnp.argmax(noise + logits, axis=axis + len(prefix)).astype(default_int())
 
 
 def permutation(key: Array, x: int | Array, axis: int = 0, independent: bool = False) -> Array:
@@ -617,11 +619,14 @@ def permutation(key: Array, x: int | Array, axis: int = 0, independent: bool = F
     if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
         if x < 0:
             raise ValueError(f"random.permutation: x must be non-negative, got {x}")
-        x = lax.iota(np.int32, int(x))
+        x = lax.iota(default_int(), int(x))
     x = jnp.asarray(x)
     if x.ndim == 0:
-        raise TypeError("random.permutation: x must be an int or an array with at least one "
-                        "axis, got a 0-d array")
+        # A 0-d integer array stands for its (concrete) value, as in JAX.
+        if x.dtype.kind not in "iu":
+            raise TypeError("random.permutation: x must be an int or an array with at least "
+                            f"one axis, got a 0-d {x.dtype.name} array")
+        return permutation(key, int(x), axis, independent)
     axis = _normalize_axis(axis, x.ndim, "permutation")
     n = x.shape[axis]
     if n <= 1:
@@ -631,7 +636,7 @@ def permutation(key: Array, x: int | Array, axis: int = 0, independent: bool = F
             order = argsort(_bits(sub, x.shape, _UINT32), axis)
             x = jnp.take_along_axis(x, order, axis, mode="clip")
         return x
-    order = lax.iota(np.int32, n)
+    order = lax.iota(default_int(), n)
     for sub in _round_keys(key, n):
         order = jnp.take(order, argsort(_bits(sub, (n,), _UINT32)), mode="clip")
     return jnp.take(x, order, axis=axis, mode="clip")
@@ -693,7 +698,7 @@ def _choice_indices(key: Array, n: int, count: int, replace: bool, p) -> Array:
     p = jnp.asarray(p)
     if p.shape != (n,):
         raise ValueError(f"random.choice: p must have shape ({n},), got {p.shape}")
-    logits = jnp.log(p if p.dtype.kind == "f" else p.astype(np.float32))
+    logits = jnp.log(p if p.dtype.kind == "f" else p.astype(default_float()))
     if replace:
         return categorical(key, logits, shape=(count,))
     # Gumbel-top-k: the `count` largest perturbed log-probabilities, a sample without
@@ -825,8 +830,14 @@ def _int_param(value, dtype: np.dtype, shape: tuple) -> Array:
         info = np.iinfo(dtype)
         value = np.asarray(min(max(int(value), info.min), info.max), dtype)
     value = jnp.asarray(value)
-    if value.dtype.kind not in "iu":
-        raise TypeError(f"random.randint: minval and maxval must be integers, got "
+    if value.dtype.kind == "f":
+        # As in JAX, float bounds are accepted and truncated toward zero.
+        info = np.iinfo(dtype)
+        hi = np.asarray(info.max, value.dtype)
+        hi = np.nextafter(hi, 0) if hi > info.max else hi  # rounded up past the range
+        value = jnp.clip(value, np.asarray(info.min, value.dtype), hi)
+    elif value.dtype.kind not in "iu":
+        raise TypeError(f"random.randint: minval and maxval must be numbers, got "
                         f"{value.dtype.name}")
     _check_broadcast("randint", shape, value.shape)
     return jnp.broadcast_to(value.astype(dtype), shape)

@@ -29,13 +29,15 @@ from fnbrrr.tree_util import PyTreeDef, tree_unflatten
 # --------------------------------------------------------------------------------------------
 
 
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable:
     """The Jacobian of `fun` by forward mode: one jvp per input element, batched with vmap.
 
     Args:
       fun: a function of pytrees of float arrays.
       argnums: the argument(s) to differentiate (int or tuple of ints).
       has_aux: `fun` returns `(output, aux)`.
+      holomorphic: complex differentiation; not supported (must be False).
 
     Returns:
       A function returning the Jacobian: for each output leaf (outer structure: the output's)
@@ -47,6 +49,7 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
       Array([[2., 0.],
              [0., 4.]], dtype=float32)
     """
+    _check_real("jacfwd", holomorphic)
     _check_argnums(argnums, "jacfwd")
 
     @functools.wraps(fun)
@@ -78,8 +81,14 @@ class _JacobianInputs(NamedTuple):
     store: dict
 
 
-def _jacobian_inputs(fun, argnums, has_aux, args, kwargs, what: str) -> _JacobianInputs:
-    flat, tree, partial_fun, multiple = _split_args(fun, argnums, args, what)
+def _check_real(what: str, holomorphic: bool) -> None:
+    if holomorphic:
+        raise NotImplementedError(f"{what}(holomorphic=True): fnbrrr has no complex numbers")
+
+
+def _jacobian_inputs(fun, argnums, has_aux, args, kwargs, what: str,
+                     allow_int: bool = False) -> _JacobianInputs:
+    flat, tree, partial_fun, multiple = _split_args(fun, argnums, args, what, allow_int)
     flat_fun, store = _flatten_fun(partial_fun, tree, has_aux, kwargs, _fun_name(fun))
     return _JacobianInputs(flat, _avals(flat), tree, multiple, flat_fun, store)
 
@@ -129,13 +138,16 @@ def _jacfwd_block(rows, out_aval: ShapedArray, in_aval: ShapedArray, start: int,
     return lax.transpose(block, (*range(nin, nin + len(out_aval.shape)), *range(nin)))
 
 
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False, allow_int: bool = False) -> Callable:
     """The Jacobian of `fun` by reverse mode: one pullback per output element, batched.
 
     Args:
       fun: a function of pytrees of float arrays.
       argnums: the argument(s) to differentiate (int or tuple of ints).
       has_aux: `fun` returns `(output, aux)`.
+      holomorphic: complex differentiation; not supported (must be False).
+      allow_int: allow integer inputs, whose Jacobian blocks are zeros of their dtype.
 
     Returns:
       A function returning the Jacobian, structured as for `jacfwd`: shape
@@ -146,11 +158,12 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
       Array([[2., 0.],
              [0., 4.]], dtype=float32)
     """
+    _check_real("jacrev", holomorphic)
     _check_argnums(argnums, "jacrev")
 
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
-        inputs = _jacobian_inputs(fun, argnums, has_aux, args, kwargs, "jacrev")
+        inputs = _jacobian_inputs(fun, argnums, has_aux, args, kwargs, "jacrev", allow_int)
         outs, backward, main = _vjp_core(inputs.flat_fun, inputs.flat)
         out_avals = _avals(outs)
         total, basis = _std_basis(out_avals)
@@ -201,13 +214,15 @@ def _rows(x, start: int, n: int, total: int):
     return _lax().slice(x, (start, *(0 for _ in shape[1:])), (start + n, *shape[1:]))
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+            holomorphic: bool = False) -> Callable:
     """The Hessian of a scalar function: `jacfwd(jacrev(fun))`, shape `in.shape + in.shape`.
 
     Args:
       fun: a scalar-valued function of pytrees of float arrays.
       argnums: the argument(s) to differentiate.
       has_aux: `fun` returns `(value, aux)`.
+      holomorphic: complex differentiation; not supported (must be False).
 
     Returns:
       A function returning the Hessian (nested per pair of input leaves for pytrees).
@@ -217,4 +232,5 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
       Array([[ 6.,  0.],
              [ 0., 12.]], dtype=float32)
     """
+    _check_real("hessian", holomorphic)
     return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)

@@ -20,7 +20,7 @@ from fnbrrr.ad._helpers import (
     _LazyPaths,
     _strip_tracers,
 )
-from fnbrrr.ad_util import Zero, add_tangents, is_zero
+from fnbrrr.ad_util import DifferentiationError, Zero, add_tangents, is_zero
 from fnbrrr.core import Primitive, ShapedArray, Trace, Tracer, get_aval, new_main
 from fnbrrr.tree_util import PyTreeDef, leaf_paths, tree_flatten, tree_unflatten
 
@@ -284,7 +284,7 @@ def _check_cotangent_arg(ct, out_tree: PyTreeDef, out_avals: list, name: str) ->
             out.append(None)
             continue
         if c_aval.dtype != aval.dtype:
-            raise TypeError(
+            raise DifferentiationError(
                 f"unexpected dtype of the cotangent passed to the vjp function of {name}: got "
                 f"{c_aval.str_short()} for output leaf {i}, but it must be {aval.str_short()} "
                 f"like the corresponding output; convert it with .astype({aval.dtype.name})"

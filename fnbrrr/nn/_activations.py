@@ -357,7 +357,7 @@ def standardize(x: ArrayLike, axis: Axis = -1, mean: ArrayLike | None = None,
     return (x - mean) * lax.rsqrt(jnp.asarray(variance + epsilon, x.dtype))
 
 
-def one_hot(x: ArrayLike, num_classes: int, dtype: Any = np.float32, axis: int = -1) -> Array:
+def one_hot(x: ArrayLike, num_classes: int, dtype: Any = float, axis: int = -1) -> Array:
     """One-hot encoding of integer labels; out-of-range labels give an all-zero row.
 
     Args:

@@ -48,7 +48,7 @@ def _shape(shape) -> tuple[int, ...]:
 
 
 def zeros(key: Array | None = None, shape: Sequence[int] | None = None,
-          dtype: DTypeLike = np.float32) -> Array | Initializer:
+          dtype: DTypeLike = float) -> Array | Initializer:
     """An initialiser: an array of zeros (the key is unused).
 
     Called with no arguments it returns itself, so `zeros()` works like the factories.
@@ -63,7 +63,7 @@ def zeros(key: Array | None = None, shape: Sequence[int] | None = None,
 
 
 def ones(key: Array | None = None, shape: Sequence[int] | None = None,
-         dtype: DTypeLike = np.float32) -> Array | Initializer:
+         dtype: DTypeLike = float) -> Array | Initializer:
     """An initialiser: an array of ones (the key is unused); `ones()` returns itself.
 
     Example:
@@ -75,7 +75,7 @@ def ones(key: Array | None = None, shape: Sequence[int] | None = None,
     return jnp.ones(_shape(shape), dtype)
 
 
-def constant(value: Any, dtype: DTypeLike = np.float32) -> Initializer:
+def constant(value: Any, dtype: DTypeLike = float) -> Initializer:
     """An initialiser that fills with `value`.
 
     Example:
@@ -89,7 +89,7 @@ def constant(value: Any, dtype: DTypeLike = np.float32) -> Initializer:
     return init
 
 
-def normal(stddev: float = 1e-2, dtype: DTypeLike = np.float32) -> Initializer:
+def normal(stddev: float = 1e-2, dtype: DTypeLike = float) -> Initializer:
     """An initialiser drawing from N(0, stddev**2).
 
     Example:
@@ -103,7 +103,7 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = np.float32) -> Initializer:
     return init
 
 
-def uniform(scale: float = 1e-2, dtype: DTypeLike = np.float32) -> Initializer:
+def uniform(scale: float = 1e-2, dtype: DTypeLike = float) -> Initializer:
     """An initialiser drawing uniformly from [0, scale).
 
     Example:
@@ -117,7 +117,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = np.float32) -> Initializer:
     return init
 
 
-def truncated_normal(stddev: float = 1e-2, dtype: DTypeLike = np.float32,
+def truncated_normal(stddev: float = 1e-2, dtype: DTypeLike = float,
                      lower: float = -2.0, upper: float = 2.0) -> Initializer:
     """An initialiser drawing `stddev * z`, z standard normal truncated to [lower, upper].
 
@@ -166,7 +166,7 @@ _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
 def variance_scaling(scale: float, mode: str, distribution: str, in_axis: Axes = -2,
                      out_axis: Axes = -1, batch_axis: Axes = (),
-                     dtype: DTypeLike = np.float32) -> Initializer:
+                     dtype: DTypeLike = float) -> Initializer:
     """An initialiser with variance `scale / n`, n the fan selected by `mode`.
 
     Args:
@@ -209,7 +209,7 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis: Axes =
 
 def _scaling(scale: float, mode: str, distribution: str, name: str, doc: str):
     def factory(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-                dtype: DTypeLike = np.float32) -> Initializer:
+                dtype: DTypeLike = float) -> Initializer:
         return variance_scaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
 
     factory.__name__ = factory.__qualname__ = name

@@ -203,7 +203,8 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
     Use it instead of a Python `if` on a traced value (under jit, or inside scan bodies).
 
     Args:
-      pred: a Python bool or a scalar boolean (or integer: nonzero is True) array.
+      pred: a Python bool or a scalar boolean array (or a number: nonzero, NaN included,
+        is True, as in JAX).
       true_fun, false_fun: functions of `*operands` returning pytrees of arrays with
         identical structure, shapes and dtypes. They may take no operands and close over
         values instead.
@@ -213,8 +214,8 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
       The selected branch's output.
 
     Raises:
-      TypeError: a non-scalar or float `pred`, or branches whose outputs differ (the message
-        names the output leaf and both types).
+      TypeError: a non-scalar `pred`, or branches whose outputs differ (the message names
+        the output leaf and both types).
 
     Example:
       >>> cond(True, lambda v: v * 2.0, lambda v: -v, 3.0)
@@ -247,8 +248,10 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
       Array(0.7615942, dtype=float32, weak_type=True)
     """
     branches = list(branches) if isinstance(branches, (list, tuple)) else None
-    if not branches or not all(callable(b) for b in branches):
-        raise TypeError("switch: branches must be a non-empty list or tuple of callables")
+    if branches is None or not all(callable(b) for b in branches):
+        raise TypeError("switch: branches must be a list or tuple of callables")
+    if not branches:
+        raise ValueError("switch: branches is empty; pass at least one function")
     index = _clamped_index(index, len(branches))
     if len(branches) == 1:
         return branches[0](*operands)
@@ -260,9 +263,9 @@ def _pred_to_index(pred: Any):
     aval = _scalar_aval(pred, "cond", "pred")
     if aval.dtype.kind == "b":
         return convert_element_type(pred, _INT32)
-    if aval.dtype.kind in "iu":
+    if aval.dtype.kind in "iuf":
         return convert_element_type(ne(pred, full((), 0, aval.dtype)), _INT32)
-    raise TypeError(f"cond: pred must be a boolean (or integer) scalar, got {aval.str_short()}; "
+    raise TypeError(f"cond: pred must be a boolean or numeric scalar, got {aval.str_short()}; "
                     "compare it explicitly, e.g. cond(x > 0, ...)")
 
 

@@ -40,7 +40,7 @@ from fnbrrr._prims.control_flow._scan import scan
 from fnbrrr._prims.elementwise import add, convert_element_type, lt
 from fnbrrr._prims.reductions import reduce_or
 from fnbrrr.ad import reverse_rules
-from fnbrrr.ad_util import instantiate, is_zero
+from fnbrrr.ad_util import DifferentiationError, instantiate, is_zero
 from fnbrrr.batching import batch_jaxpr, batch_size, bdim_at_front
 from fnbrrr.core import ArrayImpl, ClosedJaxpr, Primitive, ShapedArray, Tracer, Var, get_aval
 from fnbrrr.tree_util import tree_unflatten
@@ -131,7 +131,7 @@ _WHILE_VJP_MESSAGE = (
 
 
 def _while_vjp(cts, ans, *primals, **params):
-    raise TypeError(_WHILE_VJP_MESSAGE)
+    raise DifferentiationError(_WHILE_VJP_MESSAGE)
 
 
 def _while_reverse(values, needs_grad, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
@@ -142,7 +142,7 @@ def _while_reverse(values, needs_grad, *, cond_jaxpr, body_jaxpr, cond_nconsts, 
     """
     floats = [_is_float(get_aval(v)) for v in values]
     if any(f and n for f, n in zip(floats[cond_nconsts:], needs_grad[cond_nconsts:])):
-        raise TypeError(_WHILE_VJP_MESSAGE)
+        raise DifferentiationError(_WHILE_VJP_MESSAGE)
     outs = while_p.bind(*values, cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr,
                         cond_nconsts=cond_nconsts, body_nconsts=body_nconsts)
     return outs, lambda cts: [None] * len(values)
@@ -245,18 +245,21 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
       >>> fori_loop(0, 5, lambda i, total: total + i, 0)   # 0+1+2+3+4
       Array(10, dtype=int32, weak_type=True)
     """
-    dtype, weak = _bound_type(lower, upper)  # `i` is weakly typed when both bounds are
-    one = ArrayImpl(np.asarray(1, dtype), weak)
+    dtype = _bound_dtype(lower, upper)
     lo, hi = _static_int(lower), _static_int(upper)
     if lo is not None and hi is not None:
+        # Known bounds count as Python ints, whatever their type (as in JAX): `i` is weak.
+        one = ArrayImpl(np.asarray(1, _dtypes.default_int()), True)
 
         def scan_step(carry, _):
             i, val = carry
             return (add(i, one), body_fun(i, val)), None
 
-        start = ArrayImpl(np.asarray(lo, dtype), weak)
+        start = ArrayImpl(np.asarray(lo, one.dtype), True)
         (_, result), _ = scan(scan_step, (start, init_val), None, length=hi - lo if hi > lo else 0)
         return result
+
+    one = ArrayImpl(np.asarray(1, dtype), True)  # weak: `i` keeps the type of `lower`
 
     def keep_going(carry):
         return lt(carry[0], carry[1])
@@ -265,13 +268,15 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
         i, stop, val = carry
         return add(i, one), stop, body_fun(i, val)
 
-    bounds = (convert_element_type(lower, dtype, weak_type=weak),
-              convert_element_type(upper, dtype, weak_type=weak))
+    # As in JAX, `i` starts as `lower` itself (weakly typed if it is), converted only when
+    # its dtype differs from the loop's.
+    bounds = [b if get_aval(b).dtype == dtype else convert_element_type(b, dtype)
+              for b in (lower, upper)]
     _, _, result = while_loop(keep_going, while_step, (*bounds, init_val))
     return result
 
 
-def _bound_type(lower: Any, upper: Any) -> tuple[np.dtype, bool]:
+def _bound_dtype(lower: Any, upper: Any) -> np.dtype:
     avals = [_scalar_aval(b, "fori_loop", name) for b, name in ((lower, "lower"),
                                                                  (upper, "upper"))]
     if any(a.dtype.kind not in "iu" for a in avals):
@@ -279,7 +284,7 @@ def _bound_type(lower: Any, upper: Any) -> tuple[np.dtype, bool]:
             "fori_loop: lower and upper must be integers, got "
             f"{avals[0].str_short()} and {avals[1].str_short()}"
         )
-    return _dtypes.promote_types(*[(a.dtype, a.weak_type) for a in avals])
+    return _dtypes.promote_types(*[(a.dtype, a.weak_type) for a in avals])[0]
 
 
 def _static_int(x: Any) -> int | None:

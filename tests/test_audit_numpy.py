@@ -70,3 +70,66 @@ def test_out_of_range_gather_gradient_under_vmap_and_jacrev():
     _, tangent = fnbrrr.jvp(lambda v: v[np.array([5, 1])], (jnp.arange(3.0),),
                             (jnp.array([1.0, 2.0, 3.0]),))
     np.testing.assert_array_equal(np.asarray(tangent), [3.0, 2.0])
+
+
+# --------------------------------------------------------------------------------------------
+# Division and powers: NumPy's float floor division by zero, JAX's result types.
+
+
+def test_float_floor_divide_by_zero_is_true_division_as_in_numpy():
+    x = np.array([1.0, -1.0, 0.0, 3.0], np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.floor_divide(x, np.float32(0.0))  # [inf, -inf, nan, inf]
+    for out in (jnp.floor_divide(x, 0.0), jnp.asarray(x) // 0.0, jnp.divmod(x, 0.0)[0],
+                fnbrrr.jit(lambda a: a // 0.0)(x)):
+        np.testing.assert_array_equal(np.asarray(out), expected)
+    # A 0-d dividend and a 1-d divisor broadcast as before.
+    np.testing.assert_array_equal(np.asarray(jnp.floor_divide(3.0, jnp.array([0.0, 2.0]))),
+                                  [np.inf, 1.0])
+
+
+@pytest.mark.parametrize("fn", [jnp.floor_divide, jnp.remainder, jnp.fmod,
+                                lambda a, b: jnp.divmod(a, b)[0]])
+def test_integer_division_of_bools_gives_the_default_int(fn):
+    out = fn(jnp.array([True, True]), jnp.array([True, True]))
+    assert out.dtype == np.int32 and not out.weak_type
+
+
+def test_power_result_types():
+    weak = jnp.asarray(2) ** jnp.asarray(3)  # two weak ints: a weak int
+    assert (int(weak), weak.dtype, weak.weak_type) == (8, np.int32, True)
+    strong = jnp.array([True, False]) ** 2  # the base alone decides: a strong int32
+    assert strong.dtype == np.int32 and not strong.weak_type
+    np.testing.assert_array_equal(np.asarray(strong), [1, 0])
+    with pytest.raises(TypeError):
+        jnp.array([True]) ** -1
+
+
+# --------------------------------------------------------------------------------------------
+# Python int operands: they must fit the default int type, then wrap into narrower dtypes.
+
+
+@pytest.mark.parametrize("fn, expected, dtype", [
+    (lambda: jnp.array([1], np.uint8) + 300, [45], np.uint8),
+    (lambda: jnp.array([1], np.int8) + 300, [45], np.int8),
+    (lambda: jnp.array([1], np.uint32) + (-1), [0], np.uint32),
+    (lambda: jnp.array([1], np.uint32) < -1, [True], np.bool_),
+    (lambda: jnp.maximum(jnp.array([1], np.int8), 200), [1], np.int8),  # 200 wraps to -56
+    (lambda: jnp.clip(jnp.array([1, 200], np.uint8), -1, 300), [44, 44], np.uint8),
+    (lambda: 300 + jnp.array([1], np.uint8), [45], np.uint8),
+])
+def test_python_int_wraps_into_a_narrower_integer_dtype(fn, expected, dtype):
+    out = fn()
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(out), expected)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda: jnp.arange(3) + 2**31,
+    lambda: jnp.ones(3) * 2**40,
+    lambda: jnp.array([1], np.uint32) + 3_000_000_000,
+    lambda: 2**40 - jnp.arange(3),
+])
+def test_python_int_beyond_the_default_int_raises_overflow_error(fn):
+    with pytest.raises(OverflowError):
+        fn()

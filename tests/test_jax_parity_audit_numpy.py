@@ -57,3 +57,51 @@ OUT_OF_RANGE_GATHERS = {
 @cases(OUT_OF_RANGE_GATHERS)
 def test_out_of_range_gather_gradients(case):
     check(case)
+
+
+BOOLS = np.array([True, False, True, False])
+DIVISION_AND_POWERS = {
+    "float_floor_divide_by_zero": lambda j, n: n.array([1.0, -1.0, 0.0, 3.0]) // 0.0,
+    "float_divmod_by_zero": lambda j, n: n.divmod(n.array([1.0, -1.0, 3.0]), 0.0)[0],
+    "floor_divide_by_inf": lambda j, n: n.array([1.0, -1.0]) // n.inf,
+    "remainder_by_inf": lambda j, n: n.array([3.0, -3.0]) % n.inf,
+    "floor_divide_0d_by_1d_zero": lambda j, n: n.floor_divide(3.0, n.array([0.0, 2.0])),
+    "bool_floor_divide_dtype": lambda j, n: (n.asarray(BOOLS) // True).dtype,
+    "bool_remainder": lambda j, n: n.asarray(BOOLS) % n.array([True] * 4),
+    "bool_fmod": lambda j, n: n.fmod(n.asarray(BOOLS), True),
+    "bool_divmod": lambda j, n: n.divmod(n.asarray(BOOLS), n.array([True] * 4)),
+    "weak_int_power": lambda j, n: n.asarray(2) ** n.asarray(3),
+    "bool_power_int": lambda j, n: n.asarray(BOOLS) ** 2,
+    "bool_power_negative": lambda j, n: n.asarray(BOOLS) ** -1,
+    "weak_float_power_int": lambda j, n: n.asarray(2.0) ** 3,
+}
+
+
+@cases(DIVISION_AND_POWERS)
+def test_division_and_powers(case):
+    check(case)
+
+
+U8 = np.array([1, 2, 250, 0], np.uint8)
+PYTHON_INTS = {
+    "u8_plus_300": lambda j, n: n.asarray(U8) + 300,
+    "i8_plus_300": lambda j, n: n.array([1, -2], np.int8) + 300,
+    "u32_plus_minus_one": lambda j, n: n.array([1, 0], n.uint32) + (-1),
+    "u32_less_minus_one": lambda j, n: n.array([1, 0], n.uint32) < -1,
+    "u8_times_256": lambda j, n: n.asarray(U8) * 256,
+    "left_operand": lambda j, n: 300 + n.asarray(U8),
+    "where_u8": lambda j, n: n.where(n.array([True, False, True, False]), n.asarray(U8), 300),
+    "maximum_i8": lambda j, n: n.maximum(n.array([1], np.int8), 200),
+    "clip_u8": lambda j, n: n.clip(n.asarray(U8), -1, 300),
+    "i32_plus_2_31": lambda j, n: n.arange(3) + 2**31,
+    "i32_plus_minus_2_31": lambda j, n: n.arange(3) + (-2**31),
+    "f32_times_2_40": lambda j, n: n.ones(3) * 2**40,
+    "u32_plus_3e9": lambda j, n: n.array([1], n.uint32) + 3_000_000_000,
+    "u32_scalar_3e9": lambda j, n: n.uint32(3_000_000_000),
+    "full_u32_3e9": lambda j, n: n.full(2, 3_000_000_000, n.uint32),
+}
+
+
+@cases(PYTHON_INTS)
+def test_python_int_operands(case):
+    check(case, strict_errors=True)

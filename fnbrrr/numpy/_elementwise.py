@@ -26,8 +26,6 @@ from fnbrrr.numpy._promotion import (
     to_inexact_dtype,
 )
 
-_INT8 = np.dtype("int8")
-
 
 def _named(fn, name: str, doc: str):
     fn.__name__ = fn.__qualname__ = name
@@ -549,7 +547,9 @@ def _float_divmod(x, y):
     # NumPy's divmod for floats: the remainder takes the divisor's sign.
     zero = _zero(x)
     mod = lax.rem(x, y)
-    div = lax.div(lax.sub(x, mod), y)
+    # x // 0.0 is x / 0.0 (+-inf, or NaN for 0 // 0), as in NumPy and JAX, not rem's NaN.
+    by_zero = broadcast_to_shape(lax.eq(y, zero), mod.shape)
+    div = lax.div(lax.select_n(by_zero, lax.sub(x, mod), broadcast_to_shape(x, mod.shape)), y)
     fix = lax.and_(lax.ne(mod, zero), lax.ne(lax.lt(y, zero), lax.lt(mod, zero)))
     mod = lax.select_n(fix, mod, lax.add(mod, y))
     div = lax.select_n(fix, div, lax.sub(div, _one(x)))
@@ -558,10 +558,10 @@ def _float_divmod(x, y):
 
 def _int_operands(name: str, x1, x2):
     x, y, dt = promote2(name, x1, x2)
-    if dt is BOOL:
-        x = lax.convert_element_type(x, _INT8)
-        y = lax.convert_element_type(y, _INT8)
-        dt = _INT8
+    if dt is BOOL:  # bool // bool is an integer division in the default int type (JAX)
+        dt = default_int()
+        x = lax.convert_element_type(x, dt)
+        y = lax.convert_element_type(y, dt)
     return x, y, dt
 
 
@@ -659,19 +659,21 @@ def power(x1, x2, /):
     if type(x2) is int:
         x = to_array(x1, "power")
         dt = _dtype_of(x)
-        if dt.kind != "b":
-            if x2 < 0 and dt.kind != "f":
-                raise NegativeIntegerPowerError(
-                    f"power: integers to negative integer powers are not allowed (got "
-                    f"{dt.name} ** {x2}); convert the base to float first"
-                )
-            return lax.integer_pow(x, x2)
+        if dt.kind == "b":  # the result type is the base's alone: a strong int
+            x, dt = lax.convert_element_type(x, default_int(), False), default_int()
+        if x2 < 0 and dt.kind != "f":
+            raise NegativeIntegerPowerError(
+                f"power: integers to negative integer powers are not allowed (got "
+                f"{dt.name} ** {x2}); convert the base to float first"
+            )
+        return lax.integer_pow(x, x2)
     x, y, dt = promote2("power", x1, x2)
     if dt.kind == "f":
         return lax.pow(x, y)
     if dt is BOOL:  # bool ** bool is an int32 power in JAX
         return lax.convert_element_type(lax.or_(x, lax.not_(y)), default_int(), False)
-    return _int_power(x, y, dt)
+    out = _int_power(x, y, dt)  # its constants are strong: restore a weak result's type
+    return lax.convert_element_type(out, dt, True) if x.weak_type and y.weak_type else out
 
 
 pow = _named(lambda x1, x2, /: power(x1, x2), "pow", "Alias of power.")  # noqa: A001

@@ -175,6 +175,26 @@ def scalar_const(value, dtype: np.dtype) -> ArrayImpl:
     return const
 
 
+def python_int_const(value: int, dtype: np.dtype) -> ArrayImpl:
+    """A Python int operand as a weak 0-d array of `dtype`, converted as JAX does: it must fit
+    the default integer type (else OverflowError, also when `dtype` is a float), and a
+    narrower or unsigned integer dtype takes it modulo 2**bits.
+
+    Example:
+        >>> jnp.array([1], jnp.uint8) + 300  # 300 is 44 modulo 256
+        Array([45], dtype=uint8)
+    """
+    limits = np.iinfo(default_int())
+    if not limits.min <= value <= limits.max:
+        raise OverflowError(
+            f"Python int {value} is out of bounds for the default integer type "
+            f"{default_int()}; make it an array of an explicit dtype first"
+        )
+    if dtype.kind in "iu":
+        value = int(np.array(value, np.int64).astype(dtype))
+    return scalar_const(value, dtype)
+
+
 def from_numpy(value) -> ArrayImpl:
     """A NumPy array or scalar as a strong ArrayImpl of its canonical dtype (always a copy)."""
     dt = value.dtype
@@ -354,6 +374,8 @@ def _coerce(x, info, dtype: np.dtype, weak: bool, shape):
     d, _, s = info
     t = type(x)
     if t is not ArrayImpl and not isinstance(x, Tracer):
+        if t is int:
+            return python_int_const(x, dtype)
         if t in _PY_SCALAR or isinstance(x, _PY_SCALAR_TYPES):
             return scalar_const(x, dtype)
         x = to_array(x)
@@ -403,14 +425,16 @@ def promote2(name: str, x, y):
             dt = xv.dtype
             if dt.kind in "fiu":
                 const = _CONST_CACHE.get((dt, y))
-                return x, const if const is not None else scalar_const(y, dt), dt
+                return x, const if const is not None else python_int_const(y, dt), dt
     elif type(y) is ArrayImpl:
         tx = type(x)
         if tx is float or tx is int:
             dt = _SCALAR_KEEPS.get((y._value.dtype, tx))
             if dt is not None:
                 const = _CONST_CACHE.get((dt, x))
-                return const if const is not None else scalar_const(x, dt), y, dt
+                if const is None:
+                    const = python_int_const(x, dt) if tx is int else scalar_const(x, dt)
+                return const, y, dt
     (x, y), dt = promote(name, x, y)
     return x, y, dt
 

@@ -133,3 +133,28 @@ def test_python_int_wraps_into_a_narrower_integer_dtype(fn, expected, dtype):
 def test_python_int_beyond_the_default_int_raises_overflow_error(fn):
     with pytest.raises(OverflowError):
         fn()
+
+
+# --------------------------------------------------------------------------------------------
+# Reductions
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+def test_arg_extremum_over_a_nonempty_axis_of_an_empty_array(name):
+    z = np.zeros((0, 3), np.float32)
+    for axis, keepdims, shape in ((1, False, (0,)), (-1, True, (0, 1))):
+        out = getattr(jnp, name)(z, axis=axis, keepdims=keepdims)
+        assert out.shape == shape and out.dtype == np.int32
+        assert fnbrrr.jit(lambda a: getattr(jnp, name)(a, axis=axis))(z).shape == (0,)
+    for axis in (0, None):  # the reduced axis is empty: nothing to pick
+        with pytest.raises(ValueError):
+            getattr(jnp, name)(z, axis=axis)
+
+
+@pytest.mark.parametrize("name", ["cumsum", "cumprod"])
+def test_cumulative_sum_and_product_keep_narrow_integer_dtypes(name):
+    x = np.array([1, 255, 2], np.uint8)
+    out = getattr(jnp, name)(x)
+    assert out.dtype == np.uint8  # wraps modulo 256, as JAX's does
+    np.testing.assert_array_equal(np.asarray(out), getattr(np, name)(x, dtype=np.uint8))
+    assert getattr(jnp, name)(np.array([True, True])).dtype == np.int32

@@ -105,3 +105,22 @@ PYTHON_INTS = {
 @cases(PYTHON_INTS)
 def test_python_int_operands(case):
     check(case, strict_errors=True)
+
+
+EMPTY = np.zeros((0, 3), np.float32)
+REDUCTIONS = {
+    "argmax_empty_rows": lambda j, n: n.argmax(EMPTY, axis=1),
+    "argmin_empty_rows_keepdims": lambda j, n: n.argmin(EMPTY, axis=-1, keepdims=True),
+    "argmax_empty_rows_jit": lambda j, n: j.jit(lambda a: n.argmax(a, axis=1))(EMPTY),
+    "argmax_empty_axis": lambda j, n: n.argmax(EMPTY, axis=0),
+    "argmin_empty_all": lambda j, n: n.argmin(EMPTY),
+    "cumsum_u8": lambda j, n: n.cumsum(n.array([1, 255, 2], np.uint8)),
+    "cumprod_i8": lambda j, n: n.cumprod(n.array([1, 100, 2], np.int8)),
+    "cumsum_bool": lambda j, n: n.cumsum(n.array([True, True])),
+    "cumprod_bool": lambda j, n: n.cumprod(n.array([True, False])),
+}
+
+
+@cases(REDUCTIONS)
+def test_reduction_edge_cases(case):
+    check(case)

@@ -378,7 +378,8 @@ def _arg_extremum(name: str, lax_fn, a, axis, out, keepdims):
     _no_out(name, out)
     a = to_array(a, name)
     aval = a.aval
-    if math.prod(aval.shape) == 0:
+    ax = None if axis is None or not aval.ndim else canonicalize_axis(name, axis, aval.ndim)
+    if (math.prod(aval.shape) if ax is None else aval.shape[ax]) == 0:
         raise ValueError(f"{name}: attempt to get {name} of an empty sequence (shape {aval.shape})")
     if axis is None:
         flat = lax.reshape(a, (math.prod(aval.shape),))
@@ -386,8 +387,8 @@ def _arg_extremum(name: str, lax_fn, a, axis, out, keepdims):
         if keepdims:
             r = lax.reshape(r, (1,) * aval.ndim)
         return r
-    ax = canonicalize_axis(name, axis, aval.ndim)
     if not aval.ndim:
+        ax = canonicalize_axis(name, axis, aval.ndim)
         a = lax.reshape(a, (1,))
     r = lax_fn(a, ax, default_int())
     return _finish(r, aval.shape, (ax,), keepdims) if aval.ndim else r
@@ -456,7 +457,7 @@ def cumsum(a, axis=None, dtype=None, out=None):
     _no_out("cumsum", out)
     if _is_bool_array(a) and dtype is None:
         dtype = default_int()
-    return _cumulative("cumsum", lax.add, 0, a, axis, dtype, True)
+    return _cumulative("cumsum", lax.add, 0, a, axis, dtype, False)  # JAX keeps int8/uint8
 
 
 def cumprod(a, axis=None, dtype=None, out=None):
@@ -464,7 +465,7 @@ def cumprod(a, axis=None, dtype=None, out=None):
     _no_out("cumprod", out)
     if _is_bool_array(a) and dtype is None:
         dtype = default_int()
-    return _cumulative("cumprod", lax.mul, 1, a, axis, dtype, True)
+    return _cumulative("cumprod", lax.mul, 1, a, axis, dtype, False)  # JAX keeps int8/uint8
 
 
 def cummax(a, axis=None):

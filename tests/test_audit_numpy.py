@@ -145,7 +145,7 @@ def test_arg_extremum_over_a_nonempty_axis_of_an_empty_array(name):
     for axis, keepdims, shape in ((1, False, (0,)), (-1, True, (0, 1))):
         out = getattr(jnp, name)(z, axis=axis, keepdims=keepdims)
         assert out.shape == shape and out.dtype == np.int32
-        assert fnbrrr.jit(lambda a: getattr(jnp, name)(a, axis=axis))(z).shape == (0,)
+    assert fnbrrr.jit(lambda a: getattr(jnp, name)(a, axis=1))(z).shape == (0,)
     for axis in (0, None):  # the reduced axis is empty: nothing to pick
         with pytest.raises(ValueError):
             getattr(jnp, name)(z, axis=axis)

@@ -413,6 +413,24 @@ def test_transposed_matmul_output_swaps_operands_instead_of_copying():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_fusion_dependencies_name_only_steps_of_the_plan():
+    # Merged-away groups used to stay in other steps' dependencies by id; a later step could
+    # get the same id, and fusion then depended on memory layout (generated source, and so
+    # the disk-cache key, changed from run to run).
+    def f(x, y):
+        a, b = jnp.sin(x), jnp.cos(x)  # two groups that `a + b` merges
+        c = jnp.sum(a + b, axis=1, keepdims=True)
+        return jnp.exp(y - c) * (a + 1.0), c
+
+    x = jnp.ones((8, 5))
+    plan = fnbrrr.jit(f).lower(x, x).plan
+    live = {id(s) for s in plan.steps}
+    live |= {id(g) for s in plan.steps for g in getattr(s, "groups", [])}
+    for step in plan.steps:
+        for part in getattr(step, "groups", [step]):
+            assert part.deps <= live, f"stale dependencies in {part}"
+
+
 def test_an_output_that_is_a_view_of_a_fused_value_gets_its_buffer():
     out = fnbrrr.jit(lambda x: jnp.tanh(x).T)(jnp.arange(12.0).reshape(4, 3))
     np.testing.assert_allclose(np.asarray(out), np.tanh(np.arange(12.0).reshape(4, 3)).T,

@@ -125,6 +125,9 @@ def plan_fusion(jaxpr: Jaxpr) -> Plan:
             group = candidates[0]
             for other in candidates[1:]:
                 _merge_into(group, other, producer, group_of, steps)
+                if id(other) in deps:
+                    deps.discard(id(other))
+                    deps.add(id(group))
         else:
             group = LoopGroup(domain)
             steps.append(group)
@@ -223,8 +226,9 @@ def _merge_into(group: LoopGroup, other: LoopGroup, producer, group_of, steps) -
             producer[v] = group
             group_of[v] = group
     steps.remove(other)
-    for s in steps:
+    for s in steps:  # `other` is gone, and its id may be reused by a new step: forget it
         if id(other) in s.deps:
+            s.deps.discard(id(other))
             s.deps.add(id(group))
 
 

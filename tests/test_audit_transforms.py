@@ -162,3 +162,179 @@ def test_jacobians_accept_jaxs_keyword_arguments():
             jac(lambda a: a, holomorphic=True)
     with pytest.raises(TypeError, match="int32"):
         fnbrrr.jacrev(lambda a: a * 2.0)(jnp.arange(3))
+
+
+# --- §4 lax: argument forms and functions JAX programs use ----------------------------------
+
+RNG = np.random.default_rng(0)
+X234 = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+
+
+def test_round_rounding_methods():
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 0.49999997, 2.0, -2.7], np.float32)
+    away = np.trunc(x) + np.where(np.abs(x - np.trunc(x)) >= 0.5, np.sign(x), 0)
+    np.testing.assert_array_equal(lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO), away)
+    np.testing.assert_array_equal(lax.round(x, 0), away)
+    np.testing.assert_array_equal(lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN), np.round(x))
+    assert float(fnbrrr.grad(lambda v: lax.round(v, 0) * v)(1.5)) == 2.0  # round's slope is 0
+
+
+def test_full_without_dtype_takes_the_fill_values_type():
+    assert lax.full((2,), 3.0).weak_type and lax.full((2,), 3.0).dtype == np.float32
+    assert lax.full((2,), 3).dtype == np.int32 and lax.full((2,), 3).weak_type
+    assert not lax.full((2,), jnp.float32(3)).weak_type
+    assert lax.full(3, 1.0).shape == (3,)
+    assert lax.full_like(2.0, 3).weak_type and not lax.full_like(jnp.ones(2), 3).weak_type
+
+
+def test_pow_with_integer_exponent_array():
+    x, y = np.array([-2.0, -3.0, 1.5], np.float32), np.array([3, -2, 2], np.int32)
+    np.testing.assert_allclose(lax.pow(x, y), x.astype(np.float64) ** y, rtol=1e-6)
+    assert float(fnbrrr.grad(lambda v: lax.pow(v, jnp.asarray(3)))(-2.0)) == 12.0
+
+
+def test_reshape_with_dimensions_transposes_first():
+    np.testing.assert_array_equal(lax.reshape(X234, (4, 6), (2, 0, 1)),
+                                  X234.transpose(2, 0, 1).reshape(4, 6))
+
+
+def _clamped_start(i: int, n: int, size: int) -> int:
+    i = i + n if i < 0 else i
+    return min(max(i, 0), n - size)
+
+
+@pytest.mark.parametrize("i", [-12, -3, -1, 0, 2, 8, 12])
+def test_dynamic_slice_negative_starts_count_from_the_end(i):
+    x = np.arange(10, dtype=np.float32)
+    s = _clamped_start(i, 10, 3)
+    np.testing.assert_array_equal(lax.dynamic_slice(x, (i,), (3,)), x[s:s + 3])
+    np.testing.assert_array_equal(
+        fnbrrr.jit(lambda k: lax.dynamic_slice(jnp.asarray(x), (k,), (3,)))(i), x[s:s + 3])
+    want = x.copy()
+    want[s:s + 3] = -1
+    np.testing.assert_array_equal(lax.dynamic_update_slice(x, -np.ones(3, np.float32), (i,)),
+                                  want)
+
+
+def test_dynamic_slice_negative_starts_under_vmap_and_grad():
+    x = np.arange(10, dtype=np.float32)
+    starts = [-1, 2, -12, 30]
+    got = fnbrrr.vmap(lambda k: lax.dynamic_slice(jnp.asarray(x), (k,), (3,)))(
+        jnp.array(starts))
+    want = [x[_clamped_start(i, 10, 3):][:3] for i in starts]
+    np.testing.assert_array_equal(got, want)
+    g = fnbrrr.grad(lambda v: lax.dynamic_slice(v, (-2,), (2,)).sum())(jnp.arange(4.0))
+    np.testing.assert_array_equal(g, [0, 0, 1, 1])
+
+
+def test_in_dim_slicing_helpers():
+    x = X234
+    np.testing.assert_array_equal(lax.dynamic_slice_in_dim(x, -1, 2, axis=-1), x[..., 2:4])
+    np.testing.assert_array_equal(lax.dynamic_index_in_dim(x, 1, axis=1), x[:, 1:2])
+    np.testing.assert_array_equal(lax.dynamic_index_in_dim(x, 1, axis=1, keepdims=False),
+                                  x[:, 1])
+    np.testing.assert_array_equal(lax.index_in_dim(x, -1, axis=1, keepdims=False), x[:, -1])
+    with pytest.raises(IndexError):
+        lax.index_in_dim(x, 3, axis=1)
+    want = x.copy()
+    want[:, 2] = 0
+    np.testing.assert_array_equal(
+        lax.dynamic_update_index_in_dim(x, np.zeros((2, 4), np.float32), -1, axis=1), want)
+    np.testing.assert_array_equal(
+        lax.dynamic_update_slice_in_dim(x, np.zeros((2, 1, 4), np.float32), 2, axis=1), want)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6, 8, 13])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumulative_reductions_match_numpy(n, reverse):
+    x = RNG.standard_normal((3, n)).astype(np.float32)
+
+    def oracle(fn):
+        y = x[:, ::-1] if reverse else x
+        out = fn(y, axis=1)
+        return out[:, ::-1] if reverse else out
+
+    for lax_fn, np_fn in ((lax.cumsum, np.cumsum), (lax.cumprod, np.cumprod),
+                          (lax.cummax, np.maximum.accumulate),
+                          (lax.cummin, np.minimum.accumulate),
+                          (lax.cumlogsumexp, np.logaddexp.accumulate)):
+        np.testing.assert_allclose(lax_fn(x, axis=1, reverse=reverse), oracle(np_fn),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 7, 16, 17])
+def test_associative_scan_of_a_linear_recurrence_matches_a_loop(n):
+    a = RNG.uniform(0.5, 1.0, n).astype(np.float32)
+    b = RNG.standard_normal(n).astype(np.float32)
+    _, h = lax.associative_scan(lambda p, q: (p[0] * q[0], p[1] * q[0] + q[1]), (a, b))
+    want, acc = [], 0.0
+    for ai, bi in zip(a, b):
+        acc = ai * acc + bi
+        want.append(acc)
+    np.testing.assert_allclose(h, want, rtol=1e-5, atol=1e-6)
+    rev = lax.associative_scan(lax.add, b, reverse=True)
+    np.testing.assert_allclose(rev, np.cumsum(b[::-1])[::-1], rtol=1e-5, atol=1e-5)
+
+
+def test_associative_scan_under_jit_vmap_and_grad():
+    got = fnbrrr.jit(fnbrrr.vmap(lambda r: lax.associative_scan(lax.max, r)))(X234[0])
+    np.testing.assert_array_equal(got, np.maximum.accumulate(X234[0], axis=1))
+    g = fnbrrr.grad(lambda v: lax.cumsum(v, reverse=True).sum())(jnp.ones(4))
+    np.testing.assert_allclose(g, [1, 2, 3, 4])
+
+
+def test_sort_several_operands_by_keys_matches_lexsort():
+    k1 = np.array([2, 1, 2, 1, 0, 2], np.int32)
+    k2 = np.array([3.0, 1.0, 2.0, 0.5, 9.0, 2.0], np.float32)
+    payload = np.arange(6, dtype=np.int32)
+    order = np.lexsort((k2, k1))  # k1 most significant; stable
+    got = lax.sort((k1, k2, payload), num_keys=2)
+    assert isinstance(got, tuple) and len(got) == 3
+    for g, w in zip(got, (k1[order], k2[order], payload[order])):
+        np.testing.assert_array_equal(g, w)
+    one_key = lax.sort((k1, payload))
+    np.testing.assert_array_equal(one_key[1], payload[np.argsort(k1, kind="stable")])
+    np.testing.assert_array_equal(lax.sort(X234, dimension=0), np.sort(X234, axis=0))
+    keys, vals = lax.sort_key_val(k2, payload)
+    np.testing.assert_array_equal(vals, payload[np.argsort(k2, kind="stable")])
+    g = fnbrrr.grad(lambda v: (lax.sort(v) * jnp.arange(3.0)).sum())(jnp.asarray(V3))
+    np.testing.assert_array_equal(g, np.argsort(np.argsort(V3)).astype(np.float32))
+
+
+@pytest.mark.parametrize("x", [
+    np.array([1.0, 3.0, 2.0, 3.0, 3.0], np.float32),
+    np.array([5, -1, 7, 7], np.int32),
+    np.array([5, 1, 7, 0], np.uint32),
+])
+def test_top_k_is_descending_with_ties_in_index_order(x):
+    values, indices = lax.top_k(x, 3)
+    want = sorted(range(len(x)), key=lambda i: (-float(x[i]), i))[:3]
+    np.testing.assert_array_equal(indices, want)
+    np.testing.assert_array_equal(values, x[want])
+    assert indices.dtype == np.int32 and values.dtype == x.dtype
+
+
+def test_top_k_batched_and_differentiated():
+    values, indices = fnbrrr.vmap(lambda r: lax.top_k(r, 2))(X234[0])
+    for row, v, i in zip(X234[0], np.asarray(values), np.asarray(indices)):
+        np.testing.assert_array_equal(i, np.argsort(-row, kind="stable")[:2])
+        np.testing.assert_array_equal(v, row[i])
+    g = fnbrrr.grad(lambda v: lax.top_k(v, 2)[0].sum())(jnp.asarray(V3))
+    np.testing.assert_array_equal(g, [1, 0, 1])
+
+
+def test_small_lax_functions_match_numpy():
+    x = V3
+    np.testing.assert_allclose(lax.exp2(x), np.exp2(x), rtol=1e-6)
+    np.testing.assert_allclose(lax.reciprocal(x), 1 / x, rtol=1e-6)
+    np.testing.assert_allclose(lax.cbrt(np.array([-8.0, 27.0], np.float32)), [-2, 3], rtol=1e-6)
+    np.testing.assert_allclose(lax.asinh(x), np.arcsinh(x), rtol=1e-6)
+    np.testing.assert_allclose(lax.atan(x), np.arctan(x), rtol=1e-6)
+    np.testing.assert_allclose(lax.erf_inv(np.array([-0.5, 0.0, 0.9], np.float32)),
+                               [-0.4769363, 0.0, 1.1630871], rtol=1e-5)
+    np.testing.assert_array_equal(lax.bitwise_and(np.array([3, 5]), np.array([1, 4])), [1, 4])
+    np.testing.assert_array_equal(lax.bitwise_not(np.array([True, False])), [False, True])
+    assert lax.collapse(jnp.zeros((2, 3, 4)), 1).shape == (2, 12)
+    assert lax.batch_matmul(jnp.ones((2, 1, 3)), jnp.ones((2, 3, 5))).shape == (2, 1, 5)
+    with pytest.raises(ValueError):
+        lax.batch_matmul(jnp.ones((2, 3)), jnp.ones((2, 3, 1)))

@@ -99,3 +99,81 @@ CONTROL = {
 @cases(CONTROL)
 def test_transformations_and_control_flow(case):
     check(case, strict_errors=True)
+
+
+X234 = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7 - 1.5
+A23 = np.array([[0.1, -0.5, 0.6], [0.1, 0.4, -0.2]], np.float32)
+RISING = np.array([1.0, 5.0, 2.0, 7.0, 3.0, 0.0, 4.0], np.float32)
+
+LAX = {
+    "round_away": lambda j, n: j.lax.round(n.array([0.5, 1.5, -0.5, 0.49999997, -2.7]),
+                                           j.lax.RoundingMethod.AWAY_FROM_ZERO),
+    "round_even": lambda j, n: j.lax.round(n.array([0.5, 1.5, 2.5, -0.5]), 1),
+    "full_no_dtype": lambda j, n: (j.lax.full((2,), 3.0), j.lax.full((2,), 3),
+                                   j.lax.full((2,), n.float32(3))),
+    "full_like_weak": lambda j, n: j.lax.full_like(2.0, 3),
+    "pow_int_exponent": lambda j, n: j.lax.pow(n.array([-2.0, -3.0]), n.array([3, -2])),
+    "reshape_dimensions": lambda j, n: j.lax.reshape(n.asarray(X234), (4, 6), (2, 0, 1)),
+    "dynamic_slice_negative": lambda j, n: [j.lax.dynamic_slice(n.arange(10.0), (i,), (3,))
+                                            for i in (-1, -3, -12, 8, 12)],
+    "dynamic_slice_negative_jit": lambda j, n: [j.jit(lambda k: j.lax.dynamic_slice(
+        n.arange(10.0), (k,), (3,)))(i) for i in (-1, -12, 12)],
+    "dynamic_slice_negative_vmap": lambda j, n: j.vmap(lambda k: j.lax.dynamic_slice(
+        n.arange(10.0), (k,), (3,)))(n.array([-1, 2, -12, 30])),
+    "dynamic_update_slice_negative": lambda j, n: j.lax.dynamic_update_slice(
+        n.zeros((3, 4)), n.ones((2, 2)), (-1, n.asarray(-3))),
+    "dynamic_update_slice_grad": lambda j, n: j.grad(lambda x, u: (j.lax.dynamic_update_slice(
+        x, u, (-2,)) ** 2).sum(), argnums=(0, 1))(n.arange(4.0), n.ones(2)),
+    "dynamic_slice_in_dim": lambda j, n: j.lax.dynamic_slice_in_dim(n.asarray(X234), -1, 2,
+                                                                    axis=-1),
+    "dynamic_index_in_dim": lambda j, n: j.lax.dynamic_index_in_dim(n.asarray(X234), 1, axis=1,
+                                                                    keepdims=False),
+    "index_in_dim": lambda j, n: j.lax.index_in_dim(n.asarray(X234), -1, axis=1),
+    "dynamic_update_index_in_dim": lambda j, n: j.lax.dynamic_update_index_in_dim(
+        n.asarray(X234), n.zeros((2, 4)), -1, axis=1),
+    "dynamic_update_slice_in_dim": lambda j, n: j.lax.dynamic_update_slice_in_dim(
+        n.asarray(X234), n.zeros((2, 1, 4)), 2, axis=1),
+    "cumsum_reverse": lambda j, n: j.lax.cumsum(n.asarray(X234), axis=1, reverse=True),
+    "cumprod": lambda j, n: j.lax.cumprod(n.asarray(RISING) / 3, reverse=True),
+    "cummax": lambda j, n: j.lax.cummax(n.asarray(RISING)),
+    "cummin_reverse": lambda j, n: j.lax.cummin(n.asarray(RISING), reverse=True),
+    "cummax_grad": lambda j, n: j.grad(lambda x: j.lax.cummax(x).sum())(n.asarray(RISING)),
+    "cumlogsumexp": lambda j, n: j.lax.cumlogsumexp(n.asarray(A23), axis=1),
+    "associative_scan_pytree": lambda j, n: j.lax.associative_scan(
+        lambda a, b: (a[0] + b[0], a[1] * b[1]), (n.arange(7.0), n.ones(7) * 1.1)),
+    "associative_scan_reverse": lambda j, n: j.lax.associative_scan(j.lax.add, n.arange(6.0),
+                                                                    reverse=True),
+    "associative_scan_axis": lambda j, n: j.lax.associative_scan(j.lax.add, n.asarray(X234),
+                                                                 axis=2),
+    "associative_scan_jit_vmap": lambda j, n: j.jit(j.vmap(lambda r: j.lax.associative_scan(
+        j.lax.max, r)))(n.asarray(A23)),
+    "sort_tuple": lambda j, n: j.lax.sort((n.array([2, 1, 2, 0]), n.array([0.0, 1.0, 2.0, 3.0]))),
+    "sort_two_keys": lambda j, n: j.lax.sort((n.array([2, 1, 2, 1]), n.array([3.0, 1.0, 2.0, 0.5]),
+                                              n.arange(4)), num_keys=2),
+    "sort_dimension": lambda j, n: j.lax.sort(n.asarray(A23), dimension=0),
+    "sort_grad": lambda j, n: j.grad(lambda x: (j.lax.sort(x) * n.arange(3.0)).sum())(
+        n.asarray(V3)),
+    "sort_key_val": lambda j, n: j.lax.sort_key_val(n.asarray(A23), n.arange(6).reshape(2, 3),
+                                                    dimension=0),
+    "top_k_ties": lambda j, n: j.lax.top_k(n.array([1.0, 3.0, 2.0, 3.0, 3.0]), 3),
+    "top_k_uint": lambda j, n: j.lax.top_k(n.array([5, 1, 7], n.uint32), 2),
+    "top_k_grad": lambda j, n: j.grad(lambda x: j.lax.top_k(x, 2)[0].sum())(n.asarray(V3)),
+    "top_k_vmap": lambda j, n: j.vmap(lambda r: j.lax.top_k(r, 2))(n.asarray(A23)),
+    "collapse": lambda j, n: j.lax.collapse(n.asarray(X234), 0, 2),
+    "bitwise": lambda j, n: (j.lax.bitwise_or(n.array([1, 4]), n.array([2, 4])),
+                             j.lax.bitwise_xor(n.array([3]), n.array([1])),
+                             j.lax.bitwise_not(n.array([0, -1]))),
+    "trig": lambda j, n: (j.lax.asin(n.asarray(V3 / 3)), j.lax.acosh(n.asarray(V3 + 3)),
+                          j.lax.sinh(n.asarray(V3)), j.lax.atanh(n.asarray(V3 / 3))),
+    "cbrt_exp2_reciprocal": lambda j, n: (j.lax.cbrt(n.array([-8.0, 2.0])),
+                                          j.lax.exp2(n.asarray(V3)),
+                                          j.lax.reciprocal(n.asarray(V3))),
+    "erf_inv": lambda j, n: j.lax.erf_inv(n.array([-0.9, 0.0, 0.5, 0.99])),
+    "batch_matmul": lambda j, n: j.lax.batch_matmul(n.asarray(X234),
+                                                    n.asarray(X234).transpose(0, 2, 1)),
+}
+
+
+@cases(LAX)
+def test_lax_functions(case):
+    check(case)

@@ -4,8 +4,6 @@ Operands of a binary function share one dtype and one shape (or one is 0-d); unl
 fnbrrr.numpy, nothing is promoted or broadcast implicitly.
 """
 
-import builtins as _builtins
-
 from fnbrrr._prims.control_flow import cond, fori_loop, map, scan, switch, while_loop
 from fnbrrr._prims.convolution import (
     conv,
@@ -29,7 +27,6 @@ from fnbrrr._prims.elementwise import (
     exp,
     expm1,
     floor,
-    full,
     ge,
     gt,
     integer_pow,
@@ -46,9 +43,7 @@ from fnbrrr._prims.elementwise import (
     neg,
     not_,
     or_,
-    pow,
     rem,
-    round,
     rsqrt,
     select_n,
     sign,
@@ -61,8 +56,6 @@ from fnbrrr._prims.elementwise import (
     xor,
 )
 from fnbrrr._prims.indexing import (
-    dynamic_slice,
-    dynamic_update_slice,
     gather,
     scatter,
     scatter_add,
@@ -87,13 +80,54 @@ from fnbrrr._prims.shape import (
     expand_dims,
     iota,
     pad,
-    reshape,
     rev,
     slice,
     squeeze,
     transpose,
 )
 from fnbrrr.core import get_aval as _get_aval
+from fnbrrr.lax._composites import (
+    RoundingMethod,
+    acos,
+    acosh,
+    asin,
+    asinh,
+    associative_scan,
+    atan,
+    atanh,
+    batch_matmul,
+    bitwise_and,
+    bitwise_not,
+    bitwise_or,
+    bitwise_xor,
+    cbrt,
+    collapse,
+    cosh,
+    cumlogsumexp,
+    cummax,
+    cummin,
+    cumprod,
+    cumsum,
+    dynamic_index_in_dim,
+    dynamic_slice,
+    dynamic_slice_in_dim,
+    dynamic_update_index_in_dim,
+    dynamic_update_slice,
+    dynamic_update_slice_in_dim,
+    erf_inv,
+    exp2,
+    full,
+    index_in_dim,
+    pow,
+    reciprocal,
+    reshape,
+    round,
+    sinh,
+    slice_in_dim,
+    sort,
+    sort_key_val,
+    top_k,
+)
 
 
 def stop_gradient(x):
@@ -104,10 +138,14 @@ def stop_gradient(x):
 
 
 def full_like(x, fill_value, dtype=None, shape=None):
-    """An array like `x` (or of `shape`) filled with `fill_value`."""
+    """An array like `x` (or of `shape`) filled with `fill_value`; weakly typed when `x` is
+    and no `dtype` is given (as in JAX)."""
     aval = _get_aval(x)
-    return full(aval.shape if shape is None else shape, fill_value,
-                aval.dtype if dtype is None else dtype)
+    out = full(aval.shape if shape is None else shape, fill_value,
+               aval.dtype if dtype is None else dtype)
+    if dtype is None and aval.weak_type:
+        return convert_element_type(out, aval.dtype, weak_type=True)
+    return out
 
 
 def select(pred, on_true, on_false):
@@ -118,26 +156,6 @@ def select(pred, on_true, on_false):
 def clamp(min, x, max):  # noqa: A002
     """Clip `x` into [min, max] (lax.clamp's argument order)."""
     return _min(_max(x, min), max)
-
-
-def slice_in_dim(operand, start_index: int | None, limit_index: int | None, stride: int = 1,
-                 axis: int = 0):
-    """operand[start:limit:stride] along one `axis` (the others whole), as JAX's lax.
-
-    Example:
-        >>> import fnbrrr.numpy as jnp
-        >>> slice_in_dim(jnp.arange(6).reshape(2, 3), 1, 3, axis=1)
-        Array([[1, 2],
-               [4, 5]], dtype=int32)
-    """
-    shape = _get_aval(operand).shape
-    axis = axis + len(shape) if axis < 0 else axis
-    start, limit, step = _builtins.slice(start_index, limit_index, stride).indices(shape[axis])
-    starts = [0] * len(shape)
-    limits = list(shape)
-    strides = [1] * len(shape)
-    starts[axis], limits[axis], strides[axis] = start, _builtins.max(limit, start), step
-    return slice(operand, starts, limits, strides)
 
 
 _min, _max = min, max
@@ -156,4 +174,10 @@ __all__ = [
     "scatter_add", "scatter_mul", "select", "select_n", "sign", "sin", "slice", "slice_in_dim",
     "sqrt", "square",
     "squeeze", "stop_gradient", "sub", "tan", "tanh", "transpose", "xor",
+    "RoundingMethod", "acos", "acosh", "asin", "asinh", "associative_scan", "atan", "atanh",
+    "batch_matmul", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "cbrt",
+    "collapse", "cosh", "cumlogsumexp", "cummax", "cummin", "cumprod", "cumsum",
+    "dynamic_index_in_dim", "dynamic_slice_in_dim", "dynamic_update_index_in_dim",
+    "dynamic_update_slice_in_dim", "erf_inv", "exp2", "index_in_dim", "reciprocal", "sinh",
+    "sort", "sort_key_val", "top_k",
 ]

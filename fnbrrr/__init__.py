@@ -15,10 +15,18 @@ from fnbrrr import (
     tree_util,
 )
 from fnbrrr.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
-from fnbrrr.api import block_until_ready, device_get, device_put, make_jaxpr
+from fnbrrr.ad import jacrev as jacobian
+from fnbrrr.api import (
+    ShapeDtypeStruct,
+    block_until_ready,
+    device_get,
+    device_put,
+    eval_shape,
+    make_jaxpr,
+)
 from fnbrrr.batching import vmap
 from fnbrrr.brrr import brrr
-from fnbrrr.config import config
+from fnbrrr.config import config, debug_nans, disable_jit, enable_x64
 from fnbrrr.core import Array, ConcretizationTypeError, UnexpectedTracerError
 from fnbrrr.custom_derivatives import checkpoint, custom_jvp, custom_vjp, remat
 from fnbrrr.jit import jit
@@ -26,8 +34,10 @@ from fnbrrr.jit import jit
 __version__ = "0.1.0"
 
 __all__ = [
-    "Array", "ConcretizationTypeError", "UnexpectedTracerError", "block_until_ready", "brrr",
-    "checkpoint", "config", "custom_jvp", "custom_vjp", "device_get", "device_put", "grad",
-    "hessian", "jacfwd", "jacrev", "jit", "jvp", "lax", "linearize", "make_jaxpr", "nn",
-    "numpy", "optim", "random", "remat", "tree", "tree_util", "value_and_grad", "vjp", "vmap",
+    "Array", "ConcretizationTypeError", "ShapeDtypeStruct", "UnexpectedTracerError",
+    "block_until_ready", "brrr", "checkpoint", "config", "custom_jvp", "custom_vjp",
+    "debug_nans", "device_get", "device_put", "disable_jit", "enable_x64", "eval_shape", "grad",
+    "hessian", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "lax", "linearize", "make_jaxpr",
+    "nn", "numpy", "optim", "random", "remat", "tree", "tree_util", "value_and_grad", "vjp",
+    "vmap",
 ]

@@ -1,5 +1,6 @@
-"""Pytree-aware entry points of the core: `make_jaxpr`, and JAX's host/device helpers
-(`block_until_ready`, `device_put`, `device_get`) for a library with one, synchronous device."""
+"""Pytree-aware entry points of the core: `make_jaxpr`, `eval_shape` (with
+`ShapeDtypeStruct`), and JAX's host/device helpers (`block_until_ready`, `device_put`,
+`device_get`) for a library with one, synchronous device."""
 
 from __future__ import annotations
 
@@ -12,16 +13,91 @@ from fnbrrr import core
 from fnbrrr.tree_util import tree_flatten, tree_unflatten
 
 
-def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
+class ShapeDtypeStruct:
+    """The shape and dtype of an array, without its values: what `eval_shape` returns, and an
+    argument `eval_shape` and `make_jaxpr` accept in place of an array.
+
+    Example:
+        >>> import numpy as np
+        >>> ShapeDtypeStruct((2, 3), np.float32)
+        ShapeDtypeStruct(shape=(2, 3), dtype=float32)
+    """
+
+    __slots__ = ("shape", "dtype", "weak_type")
+
+    def __init__(self, shape, dtype, *, weak_type: bool = False):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.weak_type = bool(weak_type)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ShapeDtypeStruct) and (
+            (self.shape, self.dtype, self.weak_type)
+            == (other.shape, other.dtype, other.weak_type))
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.dtype, self.weak_type))
+
+    def __repr__(self) -> str:
+        weak = ", weak_type=True" if self.weak_type else ""
+        return f"ShapeDtypeStruct(shape={self.shape}, dtype={self.dtype.name}{weak})"
+
+
+def _input_aval(x) -> core.ShapedArray:
+    if isinstance(x, ShapeDtypeStruct):
+        from fnbrrr.dtypes import canonicalize
+
+        return core.ShapedArray(x.shape, canonicalize(x.dtype), x.weak_type)
+    return core.get_aval(x)
+
+
+def _out_shapes(closed: core.ClosedJaxpr):
+    shapes = [ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
+              for a in closed.out_avals]
+    return tree_unflatten(closed.out_tree, shapes)
+
+
+def eval_shape(fun: Callable, *args, **kwargs):
+    """The shapes and dtypes `fun(*args, **kwargs)` would have, found by tracing (nothing is
+    computed). Arguments may be arrays or `ShapeDtypeStruct`s (pytrees allowed).
+
+    Args:
+      fun: a function of arrays.
+      *args, **kwargs: its arguments.
+
+    Returns:
+      The output's pytree with a `ShapeDtypeStruct` per leaf.
+
+    Example:
+        >>> import fnbrrr, numpy as np
+        >>> fnbrrr.eval_shape(lambda a, b: a @ b, ShapeDtypeStruct((2, 3), np.float32),
+        ...                   ShapeDtypeStruct((3, 4), np.float32))
+        ShapeDtypeStruct(shape=(2, 4), dtype=float32)
+    """
+    return make_jaxpr(fun, return_shape=True)(*args, **kwargs)[1]
+
+
+def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = (),
+               return_shape: bool = False) -> Callable:
     """Wrap `fun` so that calling it returns the IR it traces to (a `ClosedJaxpr`).
 
     Args:
-      fun: a function of arrays (pytrees allowed).
+      fun: a function of arrays (pytrees allowed; `ShapeDtypeStruct`s stand for arrays).
       static_argnums: positions of arguments passed through as Python values.
+      return_shape: also return the output's shapes, as for `eval_shape`.
 
     Returns:
-      A function with `fun`'s signature returning a `ClosedJaxpr`; `print` it to read the IR.
-      The output's pytree structure is available as `.out_tree` on the result.
+      A function with `fun`'s signature returning a `ClosedJaxpr` (and, with `return_shape`,
+      the output's pytree of `ShapeDtypeStruct`s); `print` it to read the IR. The output's
+      pytree structure is available as `.out_tree` on the result.
 
     Example:
         >>> import fnbrrr, fnbrrr.numpy as jnp
@@ -48,11 +124,11 @@ def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Cal
             out_tree_box.append(out_tree)
             return flat_out
 
-        avals = [core.get_aval(x) for x in flat_args]
+        avals = [_input_aval(x) for x in flat_args]
         jaxpr, consts = core.trace_to_jaxpr(flat_fun, avals, getattr(fun, "__name__", None))
         closed = core.ClosedJaxpr(jaxpr, consts)
         closed.out_tree = out_tree_box[0]
-        return closed
+        return (closed, _out_shapes(closed)) if return_shape else closed
 
     return traced
 

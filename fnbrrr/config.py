@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 _DEFAULTS = {
@@ -46,3 +48,49 @@ class Config:
 
 
 config = Config()
+
+
+@contextlib.contextmanager
+def _flag_set_to(name: str, value: Any) -> Iterator[None]:
+    previous = getattr(config, name)
+    config.update(name, value)
+    try:
+        yield
+    finally:
+        config.update(name, previous)
+
+
+def disable_jit(disable: bool = True) -> contextlib.AbstractContextManager:
+    """A context manager under which jitted functions run eagerly (as `jax.disable_jit`).
+
+    Example:
+        >>> import fnbrrr
+        >>> with fnbrrr.disable_jit():
+        ...     fnbrrr.config.jax_disable_jit
+        True
+    """
+    return _flag_set_to("jax_disable_jit", disable)
+
+
+def enable_x64(new_val: bool = True) -> contextlib.AbstractContextManager:
+    """A context manager with 64-bit types on (or off) inside (as `jax.enable_x64`).
+
+    Example:
+        >>> import fnbrrr, fnbrrr.numpy as jnp
+        >>> with fnbrrr.enable_x64():
+        ...     jnp.ones(2).dtype
+        dtype('float64')
+    """
+    return _flag_set_to("jax_enable_x64", new_val)
+
+
+def debug_nans(new_val: bool = True) -> contextlib.AbstractContextManager:
+    """A context manager raising at the first NaN a primitive produces (as `jax.debug_nans`).
+
+    Example:
+        >>> import fnbrrr
+        >>> with fnbrrr.debug_nans():
+        ...     fnbrrr.config.jax_debug_nans
+        True
+    """
+    return _flag_set_to("jax_debug_nans", new_val)

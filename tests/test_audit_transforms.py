@@ -338,3 +338,42 @@ def test_small_lax_functions_match_numpy():
     assert lax.batch_matmul(jnp.ones((2, 1, 3)), jnp.ones((2, 3, 5))).shape == (2, 1, 5)
     with pytest.raises(ValueError):
         lax.batch_matmul(jnp.ones((2, 3)), jnp.ones((2, 3, 1)))
+
+
+# --- §3/§10 entry points JAX programs use: eval_shape, flag context managers ---------------
+
+
+def test_eval_shape_traces_without_computing():
+    calls = []
+
+    def f(x, y, scale=1.0):
+        calls.append(type(x).__name__)
+        return x @ y * scale, 3.0, {"a": x.sum()}
+
+    out = fnbrrr.eval_shape(f, jnp.ones((2, 3)), fnbrrr.ShapeDtypeStruct((3, 4), np.float32),
+                            scale=2.0)
+    assert out[0] == fnbrrr.ShapeDtypeStruct((2, 4), np.float32)
+    assert out[1] == fnbrrr.ShapeDtypeStruct((), np.float32, weak_type=True)
+    assert out[2]["a"].shape == () and out[2]["a"].dtype == np.float32
+    assert calls and calls[0] != "ArrayImpl"  # traced, not run on values
+    assert fnbrrr.eval_shape(lambda x: x, fnbrrr.ShapeDtypeStruct((2,), np.float64)).dtype \
+        == np.float32  # canonicalized, as an argument would be
+    _, shape = fnbrrr.make_jaxpr(lambda x: (x * 2, 1), return_shape=True)(1.0)
+    assert shape[1] == fnbrrr.ShapeDtypeStruct((), np.int32, weak_type=True)
+    assert repr(shape[0]) == "ShapeDtypeStruct(shape=(), dtype=float32, weak_type=True)"
+
+
+def test_flag_context_managers_restore_the_previous_value():
+    def branchy(a):
+        return a * 2 if a.sum() > 0 else -a  # Python control flow: needs eager execution
+
+    with fnbrrr.disable_jit():
+        np.testing.assert_allclose(fnbrrr.jit(branchy)(jnp.asarray(V3)), V3 * 2)
+    assert not fnbrrr.config.jax_disable_jit
+    with fnbrrr.enable_x64():
+        assert jnp.ones(2).dtype == np.float64
+    assert jnp.ones(2).dtype == np.float32 and not fnbrrr.config.jax_enable_x64
+    with fnbrrr.debug_nans():
+        assert fnbrrr.config.jax_debug_nans
+    assert not fnbrrr.config.jax_debug_nans
+    np.testing.assert_allclose(fnbrrr.jacobian(lambda a: a**2)(jnp.asarray(V3)), np.diag(2 * V3))

@@ -177,3 +177,42 @@ LAX = {
 @cases(LAX)
 def test_lax_functions(case):
     check(case)
+
+
+def _repr_of(case):
+    return lambda j, n: repr(case(j, n))
+
+
+def _disable_jit_case(j, n):
+    with j.disable_jit():
+        out = j.jit(lambda a: a * 2 if a.sum() > 0 else -a)(n.asarray(V3))
+    return out, j.config.jax_disable_jit
+
+
+def _enable_x64_case(j, n):
+    with j.enable_x64(True):
+        inside = n.ones(2).dtype
+    return inside, n.ones(2).dtype, j.config.jax_enable_x64
+
+
+API = {
+    "eval_shape": _repr_of(lambda j, n: j.eval_shape(
+        lambda x, y: (x @ y, 3.0, {"a": x.sum()}), n.ones((2, 3)),
+        j.ShapeDtypeStruct((3, 4), n.float32))),
+    "eval_shape_int": _repr_of(lambda j, n: j.eval_shape(lambda x: x, 2)),
+    "eval_shape_f64_struct": _repr_of(lambda j, n: j.eval_shape(
+        lambda x: x, j.ShapeDtypeStruct((2,), np.float64))),
+    "shape_dtype_struct": lambda j, n: (repr(j.ShapeDtypeStruct((3, 4), n.float32)),
+                                        j.ShapeDtypeStruct((3, 4), n.float32).size,
+                                        j.ShapeDtypeStruct((3,), "float64").dtype),
+    "make_jaxpr_return_shape": _repr_of(lambda j, n: j.make_jaxpr(
+        lambda x: (x * 2, 1), return_shape=True)(1.0)[1]),
+    "disable_jit": _disable_jit_case,
+    "enable_x64": _enable_x64_case,
+    "jacobian": lambda j, n: j.jacobian(lambda a: a ** 2)(n.asarray(V3)),
+}
+
+
+@cases(API)
+def test_entry_points(case):
+    check(case, strict_errors=True)

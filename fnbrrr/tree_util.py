@@ -26,14 +26,25 @@ plain tuple equality and hashing, done in C.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 from collections.abc import Callable, Hashable, Iterable
 from itertools import islice
 from typing import Any
 
 __all__ = [
+    "DictKey",
+    "FlattenedIndexKey",
+    "GetAttrKey",
     "Partial",
     "PyTreeDef",
+    "SequenceKey",
+    "keystr",
+    "register_pytree_with_keys",
+    "register_pytree_with_keys_class",
+    "tree_flatten_with_path",
+    "tree_leaves_with_path",
+    "tree_map_with_path",
     "all_leaves",
     "broadcast_prefix",
     "register_pytree_node",
@@ -990,3 +1001,193 @@ def _partial_unflatten(func: Any, children: tuple) -> Partial:
 
 
 register_pytree_node(Partial, _partial_flatten, _partial_unflatten)
+
+
+# --------------------------------------------------------------------------------------------
+# Key paths: where a leaf sits, as a tuple of keys (JAX's `*_with_path` functions)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceKey:
+    """The key of a tuple or list child: its index (prints as ``[0]``)."""
+
+    idx: int
+
+    def __str__(self) -> str:
+        return f"[{self.idx!r}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class DictKey:
+    """The key of a dict child (prints as ``['a']``)."""
+
+    key: Hashable
+
+    def __str__(self) -> str:
+        return f"[{self.key!r}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class GetAttrKey:
+    """The key of a namedtuple field, or of an attribute (prints as ``.x``)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f".{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FlattenedIndexKey:
+    """The key of a child of a class registered without keys: its position among the children
+    its flatten function returns (prints as ``[<flat index 0>]``)."""
+
+    key: int
+
+    def __str__(self) -> str:
+        return f"[<flat index {self.key}>]"
+
+
+KeyEntry = SequenceKey | DictKey | GetAttrKey | FlattenedIndexKey | Any
+KeyPath = tuple[KeyEntry, ...]
+
+# Classes registered with keys -> their `flatten_with_keys`.
+_key_flatteners: dict[type, Callable[[Any], tuple[Iterable[tuple[Any, Any]], Any]]] = {}
+
+
+def _child_keys(x: Any, kind: int, data: Any, n: int) -> list:
+    if kind == _K_TUPLE or kind == _K_LIST:
+        return [SequenceKey(i) for i in range(n)]
+    if kind == _K_DICT or kind == _K_ODICT:
+        return [DictKey(k) for k in data]
+    if kind == _K_DDICT:
+        return [DictKey(k) for k in data[1]]
+    if kind == _K_NAMEDTUPLE:
+        return [GetAttrKey(f) for f in type(x)._fields]
+    keyed = _key_flatteners.get(type(x))
+    if keyed is not None:
+        return [k for k, _ in keyed(x)[0]]
+    return [FlattenedIndexKey(i) for i in range(n)]
+
+
+def _collect_with_path(x: Any, path: KeyPath, out: list, is_leaf: IsLeaf) -> None:
+    if is_leaf is not None and is_leaf(x):
+        out.append((path, x))
+        return
+    kind = _kind_of(x)
+    if kind == _K_LEAF:
+        out.append((path, x))
+        return
+    if kind == _K_NONE:
+        return
+    data, children = _node_parts(x, kind)
+    for key, child in zip(_child_keys(x, kind, data, len(children)), children):
+        _collect_with_path(child, (*path, key), out, is_leaf)
+
+
+def tree_leaves_with_path(tree: PyTree, is_leaf: IsLeaf = None) -> list[tuple[KeyPath, Any]]:
+    """The leaves of ``tree``, each with its key path (the keys leading from the root to it).
+
+    >>> tree_leaves_with_path({"a": [1, 2]})
+    [((DictKey(key='a'), SequenceKey(idx=0)), 1), ((DictKey(key='a'), SequenceKey(idx=1)), 2)]
+    """
+    out: list = []
+    _collect_with_path(tree, (), out, is_leaf)
+    return out
+
+
+def tree_flatten_with_path(
+    tree: PyTree, is_leaf: IsLeaf = None
+) -> tuple[list[tuple[KeyPath, Any]], PyTreeDef]:
+    """``(tree_leaves_with_path(tree), tree_structure(tree))``.
+
+    >>> paths, treedef = tree_flatten_with_path((1, {"b": 2}))
+    >>> [keystr(p) for p, _ in paths], treedef.num_leaves
+    (['[0]', "[1]['b']"], 2)
+    """
+    return tree_leaves_with_path(tree, is_leaf), tree_structure(tree, is_leaf)
+
+
+def tree_map_with_path(
+    f: Callable[..., Any], tree: PyTree, *rest: PyTree, is_leaf: IsLeaf = None
+) -> PyTree:
+    """Like :func:`tree_map`, but ``f`` also receives each leaf's key path first.
+
+    >>> tree_map_with_path(lambda path, x: keystr(path) + "=" + str(x), {"a": (1, 2)})
+    {'a': ("['a'][0]=1", "['a'][1]=2")}
+    """
+    with_path, treedef = tree_flatten_with_path(tree, is_leaf)
+    all_leaves = [[x for _, x in with_path]]
+    for r in rest:
+        all_leaves.append(treedef._flatten_up_to(r, "tree_map_with_path"))
+    paths = [p for p, _ in with_path]
+    return treedef.unflatten([f(p, *xs) for p, *xs in zip(paths, *all_leaves)])
+
+
+def _simple_key(key: Any) -> str:
+    for attr in ("idx", "key", "name"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def keystr(keys: KeyPath, *, simple: bool = False, separator: str = "") -> str:
+    """A key path as a string: ``['a'][0].x``, or with ``simple=True`` the bare keys joined
+    by ``separator`` (``a/0/x`` with ``separator="/"``).
+
+    >>> keystr((DictKey("a"), SequenceKey(0)))
+    "['a'][0]"
+    >>> keystr((DictKey("a"), SequenceKey(0)), simple=True, separator="/")
+    'a/0'
+    """
+    if simple:
+        return separator.join(_simple_key(k) for k in keys)
+    return separator.join(str(k) for k in keys)
+
+
+def register_pytree_with_keys(
+    nodetype: type,
+    flatten_with_keys: Callable[[Any], tuple[Iterable[tuple[Any, Any]], Hashable]],
+    unflatten_func: Callable[[Any, tuple], Any],
+    flatten_func: Callable[[Any], tuple[Iterable[Any], Hashable]] | None = None,
+) -> None:
+    """Register a pytree node whose children have keys (used by the ``*_with_path`` functions).
+
+    Args:
+      nodetype: the class to register.
+      flatten_with_keys: ``obj -> (((key, child), ...), aux_data)``.
+      unflatten_func: ``(aux_data, children) -> obj``.
+      flatten_func: ``obj -> (children, aux_data)``; by default, derived from
+        ``flatten_with_keys``.
+
+    >>> class Point2:
+    ...     def __init__(self, x, y):
+    ...         self.x, self.y = x, y
+    >>> register_pytree_with_keys(
+    ...     Point2, lambda p: (((GetAttrKey("x"), p.x), (GetAttrKey("y"), p.y)), None),
+    ...     lambda _, ch: Point2(*ch))
+    >>> [keystr(path) for path, _ in tree_leaves_with_path(Point2(1, 2))]
+    ['.x', '.y']
+    """
+    if flatten_func is None:
+
+        def flatten_func(obj):
+            keyed, aux = flatten_with_keys(obj)
+            return [child for _, child in keyed], aux
+
+    register_pytree_node(nodetype, flatten_func, unflatten_func)
+    _key_flatteners[nodetype] = flatten_with_keys
+
+
+def register_pytree_with_keys_class(cls: type) -> type:
+    """Class decorator: register ``cls`` via ``obj.tree_flatten_with_keys()`` (and
+    ``obj.tree_flatten()`` if it has one) and ``cls.tree_unflatten(aux_data, children)``.
+
+    Returns:
+      ``cls`` itself.
+    """
+    flatten = _obj_tree_flatten if hasattr(cls, "tree_flatten") else None
+    register_pytree_with_keys(cls, lambda obj: obj.tree_flatten_with_keys(),
+                              cls.tree_unflatten, flatten)  # type: ignore[attr-defined]
+    return cls

@@ -6,12 +6,15 @@ compared with JAX itself.
 
 from __future__ import annotations
 
+from collections import OrderedDict, namedtuple
+
 import numpy as np
 import pytest
 
 import fnbrrr
 import fnbrrr.numpy as jnp
 from fnbrrr import core, lax, random
+from fnbrrr import tree_util as tu
 from fnbrrr.batching import batch_jaxpr
 
 KEY = random.PRNGKey(0)
@@ -377,3 +380,47 @@ def test_flag_context_managers_restore_the_previous_value():
         assert fnbrrr.config.jax_debug_nans
     assert not fnbrrr.config.jax_debug_nans
     np.testing.assert_allclose(fnbrrr.jacobian(lambda a: a**2)(jnp.asarray(V3)), np.diag(2 * V3))
+
+
+# --- §6 tree_util: key paths ------------------------------------------------------------------
+
+_Point = namedtuple("_Point", ["x", "y"])
+
+
+class _Keyed:
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+
+tu.register_pytree_with_keys(
+    _Keyed, lambda k: (((tu.GetAttrKey("a"), k.a), (tu.GetAttrKey("b"), k.b)), None),
+    lambda _, children: _Keyed(*children))
+
+
+def test_leaves_with_path_name_every_container_kind():
+    tree = {"a": [1, _Point(2, 3)], "b": None, "d": OrderedDict(z=4, y=5), "k": _Keyed(6, 7),
+            "p": tu.Partial(max, 8)}
+    with_path = tu.tree_leaves_with_path(tree)
+    assert [x for _, x in with_path] == tu.tree_leaves(tree)
+    assert [tu.keystr(p) for p, _ in with_path] == [
+        "['a'][0]", "['a'][1].x", "['a'][1].y", "['d']['z']", "['d']['y']", "['k'].a", "['k'].b",
+        "['p'][<flat index 0>][0]"]
+    assert [tu.keystr(p, simple=True, separator="/") for p, _ in with_path][:3] == [
+        "a/0", "a/1/x", "a/1/y"]
+    paths, treedef = tu.tree_flatten_with_path(tree)
+    assert paths == with_path and treedef == tu.tree_structure(tree)
+
+
+def test_map_with_path_and_is_leaf():
+    got = tu.tree_map_with_path(lambda p, x, y: (tu.keystr(p), x + y), [1, (2,)], [10, (20,)])
+    assert got == [("[0]", 11), (("[1][0]", 22),)]
+    assert tu.tree_leaves_with_path([1, (2,)], is_leaf=lambda x: isinstance(x, tuple)) == [
+        ((tu.SequenceKey(0),), 1), ((tu.SequenceKey(1),), (2,))]
+    with pytest.raises(ValueError):
+        tu.tree_map_with_path(lambda p, x, y: x, [1, 2], [1])
+    assert fnbrrr.tree.map_with_path(lambda p, x: len(p), {"a": [1]}) == {"a": [2]}
+
+
+def test_classes_registered_with_keys_are_pytrees_for_transformations():
+    g = fnbrrr.grad(lambda k: k.a * k.b)(_Keyed(2.0, 3.0))
+    assert type(g) is _Keyed and float(g.a) == 3.0 and float(g.b) == 2.0

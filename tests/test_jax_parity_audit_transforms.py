@@ -216,3 +216,46 @@ API = {
 @cases(API)
 def test_entry_points(case):
     check(case, strict_errors=True)
+
+
+class _Keyed:
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+
+def _with_keyed(case):
+    def run(j, n):
+        tu = j.tree_util
+        try:
+            tu.register_pytree_with_keys(
+                _Keyed, lambda k: (((tu.GetAttrKey("a"), k.a), (tu.GetAttrKey("b"), k.b)), None),
+                lambda _, children: _Keyed(*children))
+        except ValueError:
+            pass  # already registered
+        return case(tu, n)
+
+    return run
+
+
+_TREE = {"a": [1, ("x", 2)], "b": None, "k": _Keyed(3, 4)}
+
+PATHS = {
+    "leaves_with_path": lambda tu, n: repr(tu.tree_leaves_with_path(_TREE)),
+    "flatten_with_path": lambda tu, n: repr(tu.tree_flatten_with_path(_TREE)[0]),
+    "keystr": lambda tu, n: [tu.keystr(p) for p, _ in tu.tree_leaves_with_path(_TREE)],
+    "keystr_simple": lambda tu, n: [tu.keystr(p, simple=True, separator="/")
+                                    for p, _ in tu.tree_leaves_with_path(_TREE)],
+    "map_with_path": lambda tu, n: tu.tree_map_with_path(lambda p, x, y: (len(p), x + y),
+                                                         [1, (2,)], [10, (20,)]),
+    "map_with_path_mismatch": lambda tu, n: tu.tree_map_with_path(lambda p, x, y: x, [1, 2],
+                                                                  [1]),
+    "is_leaf": lambda tu, n: repr(tu.tree_leaves_with_path(
+        [1, (2,)], is_leaf=lambda x: isinstance(x, tuple))),
+    "key_reprs": lambda tu, n: [repr(k) for k in (tu.SequenceKey(3), tu.DictKey("k"),
+                                                  tu.GetAttrKey("n"), tu.FlattenedIndexKey(2))],
+}
+
+
+@cases({k: _with_keyed(v) for k, v in PATHS.items()})
+def test_key_paths(case):
+    check(case, strict_errors=True)

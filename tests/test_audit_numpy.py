@@ -158,3 +158,45 @@ def test_cumulative_sum_and_product_keep_narrow_integer_dtypes(name):
     assert out.dtype == np.uint8  # wraps modulo 256, as JAX's does
     np.testing.assert_array_equal(np.asarray(out), getattr(np, name)(x, dtype=np.uint8))
     assert getattr(jnp, name)(np.array([True, True])).dtype == np.int32
+
+
+# --------------------------------------------------------------------------------------------
+# Creation and shapes
+
+
+@pytest.mark.parametrize("fn", [
+    lambda: jnp.array([2**31]),  # Python ints beyond int32 raise rather than wrap
+    lambda: jnp.array([[1, -2**31 - 1]]),
+    lambda: jnp.array([-1], jnp.uint32),  # NumPy's conversion: no negative unsigned
+    lambda: jnp.asarray([300], jnp.uint8),
+])
+def test_python_int_lists_that_overflow_raise(fn):
+    with pytest.raises(OverflowError):
+        fn()
+
+
+def test_python_int_lists_in_range_convert_exactly():
+    np.testing.assert_array_equal(np.asarray(jnp.array([2**32 - 1], jnp.uint32)), [2**32 - 1])
+    np.testing.assert_array_equal(np.asarray(jnp.array([-2**31, 2**31 - 1])),
+                                  [-2**31, 2**31 - 1])
+    assert jnp.array((1, 2), jnp.float32).dtype == np.float32
+    with pytest.raises(ValueError):
+        jnp.array([np.nan], jnp.int32)
+
+
+def test_arange_with_zero_step_raises_zero_division_error():
+    with pytest.raises(ZeroDivisionError):
+        jnp.arange(0, 5, 0)
+
+
+@pytest.mark.parametrize("axis", [0, -1, None])
+def test_repeat_of_a_0d_array_is_a_1d_repeat(axis):
+    out = jnp.repeat(jnp.asarray(2.0), 3, axis=axis)
+    np.testing.assert_array_equal(np.asarray(out), [2.0, 2.0, 2.0])
+
+
+def test_take_with_an_unknown_mode_raises_value_error():
+    with pytest.raises(ValueError):
+        jnp.take(jnp.ones(3), np.array([0]), mode="foo")
+    with pytest.raises(NotImplementedError):
+        jnp.take(jnp.ones(3), np.array([0]), mode="raise")

@@ -124,3 +124,23 @@ REDUCTIONS = {
 @cases(REDUCTIONS)
 def test_reduction_edge_cases(case):
     check(case)
+
+
+CREATION_AND_SHAPES = {
+    "array_int_beyond_int32": lambda j, n: n.array([2**31]),
+    "array_negative_to_uint32": lambda j, n: n.array([-1], n.uint32),
+    "asarray_list_u8_overflow": lambda j, n: n.asarray([300], np.uint8),
+    "array_u32_max": lambda j, n: n.array([2**32 - 1], n.uint32),
+    "array_nan_to_int": lambda j, n: n.array([np.nan], n.int32),
+    "array_floats_to_int": lambda j, n: n.array([1.7, -1.7], n.int32),
+    "array_tuple_dtype": lambda j, n: n.array((1, 2), n.float32),
+    "arange_zero_step": lambda j, n: n.arange(0, 5, 0),
+    "repeat_0d_axis0": lambda j, n: n.repeat(n.asarray(2.0), 3, axis=0),
+    "repeat_0d_axis_neg": lambda j, n: n.repeat(n.asarray(2.0), 2, axis=-1),
+    "take_bad_mode": lambda j, n: n.take(n.ones(3), np.array([0]), mode="foo"),
+}
+
+
+@cases(CREATION_AND_SHAPES)
+def test_creation_and_shapes(case):
+    check(case, strict_errors=True)

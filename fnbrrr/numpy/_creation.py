@@ -29,6 +29,10 @@ from fnbrrr.numpy._promotion import (
 from fnbrrr.numpy._shape import _as_shape, _check_nonnegative, broadcast_to
 
 
+class ZeroStepError(ValueError, ZeroDivisionError):
+    """arange with step 0: NumPy and JAX raise ZeroDivisionError; it is a ValueError too."""
+
+
 def asarray(a, dtype=None, order=None, *, copy=None):
     """`a` as an fnbrrr array: Arrays and tracers pass through; NumPy arrays are copied and
     converted to their canonical dtype (float64 -> float32 unless x64); Python scalars become
@@ -193,7 +197,7 @@ def arange(start, stop=None, step=None, dtype=None):
     if step is None:
         step = 1
     if step == 0:
-        raise ValueError("arange: step must not be zero")
+        raise ZeroStepError("arange: step must not be zero")
     values = (start, stop, step)
     if dtype is not None:
         dt = canonical_dtype(dtype)

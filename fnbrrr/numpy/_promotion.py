@@ -240,7 +240,18 @@ def from_sequence(obj, name: str = "asarray"):
         )
     if value.size == 0 and value.dtype == np.float64:
         value = value.astype(_PY_SCALAR[float][0])
+    if value.dtype.kind in "iu" and value.size:
+        _check_fits(name, value, canonical_dtype(value.dtype))
     return from_numpy(value)
+
+
+def _check_fits(name: str, value: np.ndarray, dtype: np.dtype) -> None:
+    """Python ints that overflow `dtype` raise, as in JAX, rather than wrap."""
+    limits = np.iinfo(dtype)
+    low, high = value.min(), value.max()
+    if low < limits.min or high > limits.max:
+        bad = low if low < limits.min else high
+        raise OverflowError(f"{name}: Python integer {bad} out of bounds for {dtype}")
 
 
 def to_array(x, name: str = "asarray"):
@@ -289,6 +300,9 @@ def asarray_with_dtype(x, dtype, name: str = "asarray"):
     if isinstance(x, (np.ndarray, np.generic)):
         with np.errstate(all="ignore"):
             return ArrayImpl(np.array(x, dtype=dt, copy=True), False)
+    if isinstance(x, (list, tuple)) and not _has_tracer(x):
+        # NumPy's conversion, as JAX's: [-1] is no uint32 list (OverflowError), NaN no int.
+        return ArrayImpl(np.array(x, dtype=dt), False)
     arr = to_array(x, name)
     aval = arr.aval
     if aval.dtype == dt and not aval.weak_type:

@@ -502,7 +502,7 @@ def repeat(a, repeats, axis: int | None = None, *, total_repeat_length=None):
         Array([1, 1, 2, 2], dtype=int32)
     """
     a = to_array(a, "repeat")
-    if axis is None:
+    if axis is None or a.ndim == 0:  # JAX repeats a 0-d array as a 1-d one, whatever the axis
         a = ravel(a)
         axis = 0
     ax = canonicalize_axis("repeat", axis, a.ndim)

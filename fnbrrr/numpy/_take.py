@@ -73,9 +73,8 @@ def take(
     if idx.aval.dtype != idx_dt:
         idx = lax.convert_element_type(idx, idx_dt)
     if mode not in (None, "fill", "clip", "wrap"):
-        raise NotImplementedError(
-            f"take: mode {mode!r} is not supported; use 'fill', 'clip' or 'wrap'"
-        )
+        error = NotImplementedError if mode == "raise" else ValueError
+        raise error(f"take: mode {mode!r} is not supported; use 'fill', 'clip' or 'wrap'")
     if n == 0:
         raise IndexError(f"take: cannot take from an empty axis {ax} (shape {a.shape})")
     if mode == "wrap":
